@@ -1,0 +1,72 @@
+# kvfpga top-level build.  `make help` lists the targets.
+#
+# Userspace is plain make with one fragment per component (lib/lib.mk,
+# tools/tools.mk, tests/tests.mk, bench/bench.mk, hw/hw.mk); the kernel
+# module is Kbuild (./Kbuild, driver/Kbuild), built per kernel by
+# scripts/build-module.sh.
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+CC         ?= cc
+BUILD      ?= build
+OPT        ?= -O2
+SAN        ?=
+KVFPGA_VERSION := 0.1.0
+KVFPGA_SOVERSION := 0
+
+WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CPPFLAGS   += -Iinclude -Iinclude/uapi/drm -D_GNU_SOURCE $(shell pkg-config --cflags libdrm 2>/dev/null)
+CFLAGS     ?= $(OPT) -g
+CFLAGS     += -std=c11 $(WARN) -fPIC -pthread $(SAN)
+LDFLAGS    += -pthread $(SAN)
+LDLIBS     += -lm
+
+.PHONY: all help deps module check check-unit check-vm check-sanitize demo bench lint format clean
+all:
+
+help:
+	@echo "make              build libkvfpga (.so and .a) and the tools into $(BUILD)/"
+	@echo "make module       build kvfpga.ko (KDIR=... or every Debian kernel build tree)"
+	@echo "make check        every test: unit tests (plain and ASan/UBSan) and the in-VM driver suite"
+	@echo "make check-unit   userspace unit tests only"
+	@echo "make check-vm     the in-VM driver suite only (KERNELS='6.1 6.12')"
+	@echo "make demo         the FPGA-backed inference demo on its embedded default"
+	@echo "make bench        benchmarks, as ratios against baselines measured in the same run"
+	@echo "make deps         install the Debian packages the build and tests need (root)"
+	@echo "make lint         clang-format check, cppcheck, checkpatch on driver/"
+	@echo "make install      install under PREFIX=$(PREFIX) (DESTDIR honoured)"
+
+deps:
+	@scripts/deps.sh
+
+module:
+	@scripts/build-module.sh $(if $(KDIR),--kdir $(KDIR))
+
+-include lib/lib.mk
+-include tools/tools.mk
+-include tests/tests.mk
+-include hw/hw.mk
+-include bench/bench.mk
+
+check: deps
+	$(MAKE) check-unit
+	$(MAKE) check-sanitize
+	$(MAKE) check-vm
+
+check-sanitize:
+	$(MAKE) BUILD=$(BUILD)/san OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check-unit
+
+check-vm: deps all module
+	tests/vm/run-suite.sh $(if $(KERNELS),--kernels "$(KERNELS)")
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' | grep -v '^driver/' | grep -v '^include/uapi/' | grep -v '^include/kvfpga/kvfpga_card.h')
+
+format:
+	clang-format -i $(FORMAT_SRC)
+
+lint:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+	scripts/checkpatch.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libkvfpga: the kvfpga card from userspace.
+ *
+ * Conventions for every function in this library: it returns 0 or a
+ * negative errno (never prints); out-parameters are written only on
+ * success; a NULL object argument is -EINVAL.
+ *
+ * Thread safety: a struct kvfpga_device may be used from several threads
+ * at once (buffer create/free/import and queries).  A struct kvfpga_bo is
+ * owned by one thread at a time; its mapped memory may be read and
+ * written from any thread.
+ */
+#ifndef KVFPGA_KVFPGA_H
+#define KVFPGA_KVFPGA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVFPGA_VERSION_MAJOR 0
+#define KVFPGA_VERSION_MINOR 1
+#define KVFPGA_VERSION_PATCH 0
+
+struct kvfpga_device;
+struct kvfpga_bo;
+
+enum kvfpga_backend {
+	/* A card if one is present, else host-memory emulation. */
+	KVFPGA_BACKEND_AUTO = 0,
+	/* A kvfpga card through the kernel driver; -ENODEV if none. */
+	KVFPGA_BACKEND_CARD,
+	/* Host-memory emulation of a card (memfd-backed, not a card). */
+	KVFPGA_BACKEND_EMULATED,
+};
+
+/*
+ * How to open a device.  Initialise with kvfpga_open_opts_init(), which
+ * also applies the environment:
+ *   KVFPGA_DEVICE=emulated       force host emulation
+ *   KVFPGA_DEVICE=card           force a card (first one)
+ *   KVFPGA_DEVICE=<N>            card number N in enumeration order
+ *   KVFPGA_DEVICE=<pci slot>     e.g. 0000:00:04.0
+ *   KVFPGA_DEVICE=/dev/...       an explicit device node
+ *   KVFPGA_EMU_MEM=<bytes>[K|M|G] size of the emulated card
+ */
+struct kvfpga_open_opts {
+	enum kvfpga_backend backend;
+	int card_index;		/* card number, or -1 for "first" */
+	char pci_slot[32];	/* "" or a PCI slot name */
+	char node[64];		/* "" or a device node path */
+	uint64_t emu_mem_size;	/* bytes of emulated card memory */
+};
+
+#define KVFPGA_EMU_DEFAULT_MEM (1ULL << 30)
+#define KVFPGA_EMU_GRANULE 4096u
+
+/* Defaults, then KVFPGA_DEVICE / KVFPGA_EMU_MEM.  -EINVAL on a bad value. */
+int kvfpga_open_opts_init(struct kvfpga_open_opts *opts);
+
+int kvfpga_device_open(const struct kvfpga_open_opts *opts, struct kvfpga_device **out);
+void kvfpga_device_close(struct kvfpga_device *dev);
+
+struct kvfpga_device_info {
+	enum kvfpga_backend backend;	/* CARD or EMULATED, never AUTO */
+	uint32_t abi_major, abi_minor;
+	uint64_t capabilities;		/* KVFPGA_CAP_* from the uapi */
+	uint64_t mem_size;		/* card memory in the descriptor */
+	uint64_t mem_total;		/* bytes usable by buffers */
+	uint64_t mem_free;
+	uint64_t granule;
+	uint64_t max_bo_size;
+	uint32_t bo_count;
+	char name[32];
+	char serial[32];
+	char node[64];			/* device node, "" when emulated */
+	char pci_slot[32];		/* "" when emulated */
+};
+
+int kvfpga_device_query(struct kvfpga_device *dev, struct kvfpga_device_info *info);
+const char *kvfpga_backend_name(enum kvfpga_backend backend);
+
+/* One line describing the device, for tools to announce which one they use. */
+int kvfpga_device_describe(struct kvfpga_device *dev, char *buf, size_t len);
+
+struct kvfpga_card_entry {
+	char node[64];
+	char pci_slot[32];
+	char driver[32];
+};
+
+/*
+ * Cards driven by kvfpga, in a stable order (/dev/accel/accel* then
+ * /dev/dri/renderD*, by minor).  Writes at most @max entries, sets *@count
+ * to the number found (which may exceed @max).
+ */
+int kvfpga_enumerate(struct kvfpga_card_entry *entries, size_t max, size_t *count);
+
+/* Buffers in card memory.  Contents start zeroed; size rounds up to the granule. */
+int kvfpga_bo_create(struct kvfpga_device *dev, uint64_t size, uint32_t flags,
+		     struct kvfpga_bo **out);
+/* Map (write-combined on a card).  Mapping twice returns the same address. */
+int kvfpga_bo_map(struct kvfpga_bo *bo, void **ptr);
+int kvfpga_bo_unmap(struct kvfpga_bo *bo);
+/* Unmaps if mapped and releases the buffer. NULL is a no-op. */
+void kvfpga_bo_free(struct kvfpga_bo *bo);
+uint64_t kvfpga_bo_size(const struct kvfpga_bo *bo);
+uint64_t kvfpga_bo_card_addr(const struct kvfpga_bo *bo);
+/* dma-buf fd (a memfd when emulated); the caller owns and closes it. */
+int kvfpga_bo_export(struct kvfpga_bo *bo, int *fd);
+/* Import a buffer exported from the same card (or emulation); fd stays the caller's. */
+int kvfpga_bo_import(struct kvfpga_device *dev, int fd, struct kvfpga_bo **out);
+
+/* Error text for a negative errno from this library (never NULL). */
+const char *kvfpga_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVFPGA_KVFPGA_H */
