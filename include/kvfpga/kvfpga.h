@@ -57,11 +57,40 @@ struct kvfpga_open_opts {
 
 #define KVFPGA_EMU_DEFAULT_MEM (1ULL << 30)
 #define KVFPGA_EMU_GRANULE 4096u
+/* Emulated card sizes: a multiple of the granule in [MIN, MAX]. */
+#define KVFPGA_EMU_MIN_MEM (2ULL * KVFPGA_EMU_GRANULE)
+#define KVFPGA_EMU_MAX_MEM (1ULL << 40)
 
-/* Defaults, then KVFPGA_DEVICE / KVFPGA_EMU_MEM.  -EINVAL on a bad value. */
+/*
+ * Defaults (AUTO, first card, KVFPGA_EMU_DEFAULT_MEM), then KVFPGA_DEVICE /
+ * KVFPGA_EMU_MEM; an empty variable counts as unset.  -EINVAL on a bad
+ * value (and *opts is left untouched).
+ */
 int kvfpga_open_opts_init(struct kvfpga_open_opts *opts);
+/*
+ * Select the device as KVFPGA_DEVICE does (also "auto"); for tools' options.
+ * A PCI slot may omit the domain ("00:04.0" means "0000:00:04.0").  Replaces
+ * the backend and card selectors, keeps emu_mem_size.  -EINVAL on a bad spec.
+ */
+int kvfpga_open_opts_set_device(struct kvfpga_open_opts *opts, const char *spec);
+/* Set emu_mem_size as KVFPGA_EMU_MEM does.  -EINVAL on a bad spec. */
+int kvfpga_open_opts_set_emu_mem(struct kvfpga_open_opts *opts, const char *spec);
 
+/*
+ * Open the device @opts selects.  AUTO opens the first card when
+ * kvfpga_enumerate() finds one (a card selector in @opts makes it CARD) and
+ * falls back to emulation only when none is found.  Errors: -ENODEV no such
+ * card or the node is not a kvfpga device, -EPROTO the driver's ABI major
+ * version differs from KVFPGA_ABI_MAJOR, -EACCES/-ENOENT from opening the
+ * node, -EINVAL bad options.
+ */
 int kvfpga_device_open(const struct kvfpga_open_opts *opts, struct kvfpga_device **out);
+/*
+ * Drop the caller's reference; the device goes once its last buffer is
+ * freed too.  NULL is a no-op.  Neither a device nor its buffers may be
+ * used in a child after fork(): the child opens its own device and
+ * imports what it needs (kvfpga_bo_export + SCM_RIGHTS or inheritance).
+ */
 void kvfpga_device_close(struct kvfpga_device *dev);
 
 struct kvfpga_device_info {
@@ -102,16 +131,33 @@ int kvfpga_enumerate(struct kvfpga_card_entry *entries, size_t max, size_t *coun
 /* Buffers in card memory.  Contents start zeroed; size rounds up to the granule. */
 int kvfpga_bo_create(struct kvfpga_device *dev, uint64_t size, uint32_t flags,
 		     struct kvfpga_bo **out);
+/*
+ * Buffer creation errors: -EINVAL size 0 or unknown flags, -E2BIG larger
+ * than the card could ever hold (max_bo_size), -ENOSPC no free range is
+ * large enough now.
+ */
 /* Map (write-combined on a card).  Mapping twice returns the same address. */
 int kvfpga_bo_map(struct kvfpga_bo *bo, void **ptr);
+/* -EINVAL when not mapped. */
 int kvfpga_bo_unmap(struct kvfpga_bo *bo);
 /* Unmaps if mapped and releases the buffer. NULL is a no-op. */
 void kvfpga_bo_free(struct kvfpga_bo *bo);
+/* Bytes (a multiple of the granule); 0 for NULL. */
 uint64_t kvfpga_bo_size(const struct kvfpga_bo *bo);
+/*
+ * Offset of the buffer in card memory; UINT64_MAX for NULL and for an
+ * emulated buffer imported from another process (its range belongs to that
+ * process's emulated card).
+ */
 uint64_t kvfpga_bo_card_addr(const struct kvfpga_bo *bo);
 /* dma-buf fd (a memfd when emulated); the caller owns and closes it. */
 int kvfpga_bo_export(struct kvfpga_bo *bo, int *fd);
-/* Import a buffer exported from the same card (or emulation); fd stays the caller's. */
+/*
+ * Import a buffer exported from the same card (or emulation); fd stays the
+ * caller's.  Importing a buffer this device already holds gives a second
+ * handle to the same memory (no card memory is taken).  -EINVAL when @fd is
+ * not such a buffer, -EBADF when it is not an open fd.
+ */
 int kvfpga_bo_import(struct kvfpga_device *dev, int fd, struct kvfpga_bo **out);
 
 /* Error text for a negative errno from this library (never NULL). */
