@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The host attention backend: each sequence owns contiguous K and V
+ * arrays [n_layers][max_seq_len][kv_dim] in host memory (f32 or f16),
+ * allocated zeroed so untouched positions cost no memory.  It is the
+ * reference and comparison path for backends that keep K/V on a card.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward_internal.h"
+
+struct host_seq {
+	int live;
+	void *k, *v;
+};
+
+struct host_attn {
+	struct kvfpga_attn_shape shape;
+	enum kvfpga_kv_type kv_type;
+	size_t elem; /* bytes per stored element */
+	uint32_t kv_dim;
+	uint32_t max_seqs;
+	struct host_seq *seqs;
+	struct kvf_pool *pool;
+	const struct kvf_kernels *kern;
+	float *scores; /* per worker: max_seq_len floats */
+	uint64_t bytes;
+};
+
+static size_t seq_bytes(const struct host_attn *h)
+{
+	return (size_t)h->shape.n_layers * h->shape.max_seq_len * h->kv_dim * h->elem;
+}
+
+static void *row_ptr(const struct host_attn *h, void *base, uint32_t layer, uint32_t pos)
+{
+	return (uint8_t *)base +
+	       (((size_t)layer * h->shape.max_seq_len + pos) * h->kv_dim) * h->elem;
+}
+
+int kvf_host_attn_create(const struct kvfpga_attn_shape *shape, enum kvfpga_kv_type kv_type,
+                         uint32_t max_seqs, struct kvf_pool *pool, const struct kvf_kernels *kern,
+                         void **state)
+{
+	struct host_attn *h;
+	uint32_t nw = kvf_pool_size(pool);
+
+	if (kv_type != KVFPGA_KV_F32 && kv_type != KVFPGA_KV_F16)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->shape = *shape;
+	h->kv_type = kv_type;
+	h->elem = kv_type == KVFPGA_KV_F16 ? 2 : 4;
+	h->kv_dim = shape->n_kv_heads * shape->head_dim;
+	h->max_seqs = max_seqs;
+	h->pool = pool;
+	h->kern = kern;
+	h->seqs = calloc(max_seqs, sizeof(*h->seqs));
+	h->scores = malloc((size_t)nw * shape->max_seq_len * sizeof(float));
+	if (!h->seqs || !h->scores) {
+		free(h->seqs);
+		free(h->scores);
+		free(h);
+		return -ENOMEM;
+	}
+	*state = h;
+	return 0;
+}
+
+static int host_seq_create(void *state, uint32_t *seq)
+{
+	struct host_attn *h = state;
+
+	for (uint32_t i = 0; i < h->max_seqs; i++) {
+		struct host_seq *s = &h->seqs[i];
+
+		if (s->live)
+			continue;
+		s->k = calloc(1, seq_bytes(h));
+		s->v = calloc(1, seq_bytes(h));
+		if (!s->k || !s->v) {
+			free(s->k);
+			free(s->v);
+			s->k = s->v = NULL;
+			return -ENOMEM;
+		}
+		s->live = 1;
+		h->bytes += 2 * seq_bytes(h);
+		*seq = i;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static void host_seq_free(void *state, uint32_t seq)
+{
+	struct host_attn *h = state;
+	struct host_seq *s;
+
+	if (seq >= h->max_seqs || !h->seqs[seq].live)
+		return;
+	s = &h->seqs[seq];
+	free(s->k);
+	free(s->v);
+	s->k = s->v = NULL;
+	s->live = 0;
+	h->bytes -= 2 * seq_bytes(h);
+}
+
+static int host_seq_fork(void *state, uint32_t src, uint32_t n_tokens, uint32_t *seq)
+{
+	struct host_attn *h = state;
+	uint32_t id;
+	int ret;
+
+	if (src >= h->max_seqs || !h->seqs[src].live || n_tokens > h->shape.max_seq_len)
+		return -EINVAL;
+	ret = host_seq_create(state, &id);
+	if (ret)
+		return ret;
+	for (uint32_t l = 0; l < h->shape.n_layers; l++) {
+		size_t n = (size_t)n_tokens * h->kv_dim * h->elem;
+
+		memcpy(row_ptr(h, h->seqs[id].k, l, 0), row_ptr(h, h->seqs[src].k, l, 0), n);
+		memcpy(row_ptr(h, h->seqs[id].v, l, 0), row_ptr(h, h->seqs[src].v, l, 0), n);
+	}
+	*seq = id;
+	return 0;
+}
+
+static int check_runs(const struct host_attn *h, const struct kvfpga_attn_run *runs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (runs[i].seq >= h->max_seqs || !h->seqs[runs[i].seq].live ||
+		    runs[i].p0 > runs[i].p1 || runs[i].p1 > h->shape.max_seq_len)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int host_write_kv(void *state, uint32_t layer, const struct kvfpga_attn_run *runs,
+                         size_t n_runs, const float *k, const float *v)
+{
+	struct host_attn *h = state;
+	int ret = check_runs(h, runs, n_runs);
+
+	if (ret || layer >= h->shape.n_layers)
+		return ret ? ret : -EINVAL;
+	for (size_t i = 0; i < n_runs; i++) {
+		struct host_seq *s = &h->seqs[runs[i].seq];
+
+		for (uint32_t p = runs[i].p0; p < runs[i].p1; p++) {
+			const float *kr = k + (size_t)(runs[i].row + p - runs[i].p0) * h->kv_dim;
+			const float *vr = v + (size_t)(runs[i].row + p - runs[i].p0) * h->kv_dim;
+
+			if (h->kv_type == KVFPGA_KV_F16) {
+				h->kern->to_h(kr, row_ptr(h, s->k, layer, p), h->kv_dim);
+				h->kern->to_h(vr, row_ptr(h, s->v, layer, p), h->kv_dim);
+			} else {
+				memcpy(row_ptr(h, s->k, layer, p), kr, (size_t)h->kv_dim * 4);
+				memcpy(row_ptr(h, s->v, layer, p), vr, (size_t)h->kv_dim * 4);
+			}
+		}
+	}
+	return 0;
+}
+
+struct attend_job {
+	struct host_attn *h;
+	uint32_t layer;
+	const struct kvfpga_attn_run *runs;
+	size_t n_runs;
+	const float *q;
+	float *out;
+};
+
+/* One (query row, head) task: softmax(q . K[0..p]) . V[0..p]. */
+static void attend_one(struct host_attn *h, const struct host_seq *s, uint32_t layer, uint32_t pos,
+                       uint32_t head, const float *q, float *out, float *scores)
+{
+	const struct kvf_kernels *kern = h->kern;
+	const uint32_t hd = h->shape.head_dim;
+	const uint32_t kvh = head / (h->shape.n_heads / h->shape.n_kv_heads);
+	const float scale = 1.0f / sqrtf((float)hd);
+	const size_t off = (size_t)kvh * hd * h->elem;
+	float max = -INFINITY, sum = 0.0f;
+
+	for (uint32_t t = 0; t <= pos; t++) {
+		const uint8_t *kr = (const uint8_t *)row_ptr(h, s->k, layer, t) + off;
+		float sc = h->kv_type == KVFPGA_KV_F16 ? kern->dot_h((const uint16_t *)kr, q, hd)
+		                                       : kern->dot((const float *)kr, q, hd);
+
+		sc *= scale;
+		scores[t] = sc;
+		if (sc > max)
+			max = sc;
+	}
+	for (uint32_t t = 0; t <= pos; t++) {
+		scores[t] = expf(scores[t] - max);
+		sum += scores[t];
+	}
+	memset(out, 0, hd * sizeof(float));
+	for (uint32_t t = 0; t <= pos; t++) {
+		const uint8_t *vr = (const uint8_t *)row_ptr(h, s->v, layer, t) + off;
+		float wgt = scores[t] / sum;
+
+		if (h->kv_type == KVFPGA_KV_F16)
+			kern->axpy_h(wgt, (const uint16_t *)vr, out, hd);
+		else
+			kern->axpy(wgt, (const float *)vr, out, hd);
+	}
+}
+
+static void attend_worker(void *arg, uint32_t worker, uint32_t n_workers)
+{
+	struct attend_job *job = arg;
+	struct host_attn *h = job->h;
+	const uint32_t nh = h->shape.n_heads, hd = h->shape.head_dim;
+	float *scores = h->scores + (size_t)worker * h->shape.max_seq_len;
+	size_t task = 0;
+
+	/* Tasks are (row, head) pairs dealt round-robin: causal rows differ in cost. */
+	for (size_t i = 0; i < job->n_runs; i++) {
+		const struct kvfpga_attn_run *run = &job->runs[i];
+		const struct host_seq *s = &h->seqs[run->seq];
+
+		for (uint32_t p = run->p0; p < run->p1; p++) {
+			size_t row = run->row + (p - run->p0);
+
+			for (uint32_t head = 0; head < nh; head++, task++) {
+				if (task % n_workers != worker)
+					continue;
+				attend_one(h, s, job->layer, p, head,
+				           job->q + row * nh * hd + (size_t)head * hd,
+				           job->out + row * nh * hd + (size_t)head * hd, scores);
+			}
+		}
+	}
+}
+
+static int host_attend(void *state, uint32_t layer, const struct kvfpga_attn_run *runs,
+                       size_t n_runs, const float *q, float *out)
+{
+	struct host_attn *h = state;
+	struct attend_job job = { h, layer, runs, n_runs, q, out };
+	int ret = check_runs(h, runs, n_runs);
+
+	if (ret || layer >= h->shape.n_layers)
+		return ret ? ret : -EINVAL;
+	kvf_pool_run(h->pool, attend_worker, &job);
+	return 0;
+}
+
+static int host_stats(void *state, struct kvfpga_attn_stats *st)
+{
+	struct host_attn *h = state;
+
+	memset(st, 0, sizeof(*st));
+	st->bytes_resident = h->bytes;
+	return 0;
+}
+
+static void host_destroy(void *state)
+{
+	struct host_attn *h = state;
+
+	if (!h)
+		return;
+	for (uint32_t i = 0; i < h->max_seqs; i++)
+		host_seq_free(h, i);
+	free(h->seqs);
+	free(h->scores);
+	free(h);
+}
+
+const struct kvfpga_attn_ops kvf_host_attn_ops = {
+	.name = "host",
+	.seq_create = host_seq_create,
+	.seq_fork = host_seq_fork,
+	.seq_free = host_seq_free,
+	.write_kv = host_write_kv,
+	.attend = host_attend,
+	.stats = host_stats,
+	.destroy = host_destroy,
+};

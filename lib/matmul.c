@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/* Portable dense kernels (plain C) and the choice between them and the AVX2 ones. */
+#include <errno.h>
+#include <string.h>
+
+#include "matmul.h"
+
+static float q8_scale(const uint8_t *block)
+{
+	uint16_t h;
+
+	memcpy(&h, block, 2);
+	return kvf_f16_to_f32(h);
+}
+
+static void row_f32_portable(const struct kvf_tensor *w, uint32_t row, float *out)
+{
+	const uint8_t *p = w->data + (size_t)row * w->row_bytes;
+
+	switch (w->type) {
+	case KVFPGA_DTYPE_F32:
+		memcpy(out, p, (size_t)w->cols * 4);
+		break;
+	case KVFPGA_DTYPE_F16:
+		for (uint32_t i = 0; i < w->cols; i++) {
+			uint16_t h;
+
+			memcpy(&h, p + 2 * i, 2);
+			out[i] = kvf_f16_to_f32(h);
+		}
+		break;
+	case KVFPGA_DTYPE_Q8_0:
+		for (uint32_t b = 0; b < w->cols / KVF_Q8_0_BLOCK; b++) {
+			const uint8_t *blk = p + (size_t)b * KVF_Q8_0_BYTES;
+			float d = q8_scale(blk);
+
+			for (uint32_t i = 0; i < KVF_Q8_0_BLOCK; i++)
+				out[b * KVF_Q8_0_BLOCK + i] = d * (float)(int8_t)blk[2 + i];
+		}
+		break;
+	}
+}
+
+/* Eight independent partial sums: a fixed summation order the compiler may vectorise. */
+static float dot_portable(const float *a, const float *b, size_t n)
+{
+	float acc[8] = { 0 };
+	size_t i = 0;
+	float s;
+
+	for (; i + 8 <= n; i += 8)
+		for (int j = 0; j < 8; j++)
+			acc[j] += a[i + j] * b[i + j];
+	s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+	for (; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+static void axpy_portable(float a, const float *x, float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] += a * x[i];
+}
+
+static float dot_h_portable(const uint16_t *a, const float *b, size_t n)
+{
+	float s = 0.0f;
+
+	for (size_t i = 0; i < n; i++)
+		s += kvf_f16_to_f32(a[i]) * b[i];
+	return s;
+}
+
+static void axpy_h_portable(float a, const uint16_t *x, float *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] += a * kvf_f16_to_f32(x[i]);
+}
+
+static void to_h_portable(const float *x, uint16_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = kvf_f32_to_f16(x[i]);
+}
+
+static void matmul_portable(const struct kvf_tensor *w, uint32_t r0, uint32_t r1, const float *x,
+                            size_t xs, size_t nt, float *y, size_t ys, int accumulate,
+                            float *scratch)
+{
+	for (uint32_t r = r0; r < r1; r += KVF_MATMUL_ROW_TILE) {
+		uint32_t nr = r1 - r < KVF_MATMUL_ROW_TILE ? r1 - r : KVF_MATMUL_ROW_TILE;
+		const float *rows[KVF_MATMUL_ROW_TILE];
+
+		for (uint32_t i = 0; i < nr; i++) {
+			if (w->type == KVFPGA_DTYPE_F32) {
+				rows[i] = (const float *)(w->data + (size_t)(r + i) * w->row_bytes);
+			} else {
+				row_f32_portable(w, r + i, scratch + (size_t)i * w->cols);
+				rows[i] = scratch + (size_t)i * w->cols;
+			}
+		}
+		for (size_t t = 0; t < nt; t++) {
+			for (uint32_t i = 0; i < nr; i++) {
+				float v = dot_portable(rows[i], x + t * xs, w->cols);
+				float *dst = &y[t * ys + r + i];
+
+				*dst = accumulate ? *dst + v : v;
+			}
+		}
+	}
+}
+
+const struct kvf_kernels kvf_kernels_portable = {
+	.name = "portable",
+	.matmul = matmul_portable,
+	.row_f32 = row_f32_portable,
+	.dot = dot_portable,
+	.axpy = axpy_portable,
+	.dot_h = dot_h_portable,
+	.axpy_h = axpy_h_portable,
+	.to_h = to_h_portable,
+};
+
+int kvf_cpu_has_avx2(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	       __builtin_cpu_supports("f16c");
+#else
+	return 0;
+#endif
+}
+
+int kvf_kernels_select(enum kvfpga_kernels which, const struct kvf_kernels **out)
+{
+	switch (which) {
+	case KVFPGA_KERNELS_AUTO:
+		*out = kvf_cpu_has_avx2() ? &kvf_kernels_avx2 : &kvf_kernels_portable;
+		return 0;
+	case KVFPGA_KERNELS_PORTABLE:
+		*out = &kvf_kernels_portable;
+		return 0;
+	case KVFPGA_KERNELS_AVX2:
+		if (!kvf_cpu_has_avx2())
+			return -ENOTSUP;
+		*out = &kvf_kernels_avx2;
+		return 0;
+	}
+	return -EINVAL;
+}

@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AVX2 + FMA + F16C dense kernels, compiled with function target
+ * attributes so the rest of the library stays baseline x86-64; used only
+ * after kvf_cpu_has_avx2() says the CPU has them.
+ *
+ * Matmul tiles: 4 weight rows x 3 tokens in 12 accumulators (plus 3 x
+ * and 1 w register: all 16 ymm).  A 4-row tile of weights stays in L1
+ * while every token streams past it, so each weight is read from memory
+ * once per call whatever the batch size.  f16/q8_0 weights are converted
+ * on the fly: per 4-row tile into scratch for batches, inside the dot
+ * product for decode.
+ */
+#include <string.h>
+
+#include "matmul.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+
+AVX2_FN static inline float hsum(__m256 v)
+{
+	__m128 lo = _mm256_castps256_ps128(v);
+	__m128 hi = _mm256_extractf128_ps(v, 1);
+	__m128 s = _mm_add_ps(lo, hi);
+	__m128 sh = _mm_movehdup_ps(s);
+
+	s = _mm_add_ps(s, sh);
+	sh = _mm_movehl_ps(sh, s);
+	s = _mm_add_ss(s, sh);
+	return _mm_cvtss_f32(s);
+}
+
+AVX2_FN static inline __m256 load_h8(const void *p)
+{
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+
+AVX2_FN static inline __m256 load_q8(const uint8_t *p)
+{
+	return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
+AVX2_FN static inline float q8_scale(const uint8_t *block)
+{
+	uint16_t h;
+
+	memcpy(&h, block, 2);
+	return _cvtsh_ss(h);
+}
+
+AVX2_FN static void row_f32_avx2(const struct kvf_tensor *w, uint32_t row, float *out)
+{
+	const uint8_t *p = w->data + (size_t)row * w->row_bytes;
+	uint32_t i = 0;
+
+	switch (w->type) {
+	case KVFPGA_DTYPE_F32:
+		memcpy(out, p, (size_t)w->cols * 4);
+		break;
+	case KVFPGA_DTYPE_F16:
+		for (; i + 8 <= w->cols; i += 8)
+			_mm256_storeu_ps(out + i, load_h8(p + 2 * i));
+		for (; i < w->cols; i++) {
+			uint16_t h;
+
+			memcpy(&h, p + 2 * i, 2);
+			out[i] = _cvtsh_ss(h);
+		}
+		break;
+	case KVFPGA_DTYPE_Q8_0:
+		for (uint32_t b = 0; b < w->cols / KVF_Q8_0_BLOCK; b++) {
+			const uint8_t *blk = p + (size_t)b * KVF_Q8_0_BYTES;
+			__m256 d = _mm256_set1_ps(q8_scale(blk));
+			float *o = out + b * KVF_Q8_0_BLOCK;
+
+			for (int j = 0; j < 4; j++)
+				_mm256_storeu_ps(o + 8 * j,
+				                 _mm256_mul_ps(d, load_q8(blk + 2 + 8 * j)));
+		}
+		break;
+	}
+}
+
+/* out[i][j] = dot(w[i], x[j]) for a 4 x 3 tile over n floats. */
+AVX2_FN static void tile_4x3(const float *const w[4], const float *const x[3], size_t n,
+                             float out[4][3])
+{
+	__m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
+	__m256 a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
+	size_t k = 0;
+
+	for (; k + 8 <= n; k += 8) {
+		__m256 x0 = _mm256_loadu_ps(x[0] + k);
+		__m256 x1 = _mm256_loadu_ps(x[1] + k);
+		__m256 x2 = _mm256_loadu_ps(x[2] + k);
+		__m256 wv = _mm256_loadu_ps(w[0] + k);
+
+		a00 = _mm256_fmadd_ps(wv, x0, a00);
+		a01 = _mm256_fmadd_ps(wv, x1, a01);
+		a02 = _mm256_fmadd_ps(wv, x2, a02);
+		wv = _mm256_loadu_ps(w[1] + k);
+		a10 = _mm256_fmadd_ps(wv, x0, a10);
+		a11 = _mm256_fmadd_ps(wv, x1, a11);
+		a12 = _mm256_fmadd_ps(wv, x2, a12);
+		wv = _mm256_loadu_ps(w[2] + k);
+		a20 = _mm256_fmadd_ps(wv, x0, a20);
+		a21 = _mm256_fmadd_ps(wv, x1, a21);
+		a22 = _mm256_fmadd_ps(wv, x2, a22);
+		wv = _mm256_loadu_ps(w[3] + k);
+		a30 = _mm256_fmadd_ps(wv, x0, a30);
+		a31 = _mm256_fmadd_ps(wv, x1, a31);
+		a32 = _mm256_fmadd_ps(wv, x2, a32);
+	}
+	out[0][0] = hsum(a00), out[0][1] = hsum(a01), out[0][2] = hsum(a02);
+	out[1][0] = hsum(a10), out[1][1] = hsum(a11), out[1][2] = hsum(a12);
+	out[2][0] = hsum(a20), out[2][1] = hsum(a21), out[2][2] = hsum(a22);
+	out[3][0] = hsum(a30), out[3][1] = hsum(a31), out[3][2] = hsum(a32);
+	for (; k < n; k++)
+		for (int i = 0; i < 4; i++)
+			for (int j = 0; j < 3; j++)
+				out[i][j] += w[i][k] * x[j][k];
+}
+
+/* out[i] = dot(w[i], x) for 4 f32 rows: the decode path (one token). */
+AVX2_FN static void tile_4x1(const float *const w[4], const float *x, size_t n, float out[4])
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	__m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+	size_t k = 0;
+
+	for (; k + 16 <= n; k += 16) {
+		__m256 x0 = _mm256_loadu_ps(x + k), x1 = _mm256_loadu_ps(x + k + 8);
+
+		a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w[0] + k), x0, a0);
+		a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w[1] + k), x0, a1);
+		a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w[2] + k), x0, a2);
+		a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w[3] + k), x0, a3);
+		b0 = _mm256_fmadd_ps(_mm256_loadu_ps(w[0] + k + 8), x1, b0);
+		b1 = _mm256_fmadd_ps(_mm256_loadu_ps(w[1] + k + 8), x1, b1);
+		b2 = _mm256_fmadd_ps(_mm256_loadu_ps(w[2] + k + 8), x1, b2);
+		b3 = _mm256_fmadd_ps(_mm256_loadu_ps(w[3] + k + 8), x1, b3);
+	}
+	for (; k + 8 <= n; k += 8) {
+		__m256 x0 = _mm256_loadu_ps(x + k);
+
+		a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w[0] + k), x0, a0);
+		a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w[1] + k), x0, a1);
+		a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w[2] + k), x0, a2);
+		a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w[3] + k), x0, a3);
+	}
+	out[0] = hsum(_mm256_add_ps(a0, b0));
+	out[1] = hsum(_mm256_add_ps(a1, b1));
+	out[2] = hsum(_mm256_add_ps(a2, b2));
+	out[3] = hsum(_mm256_add_ps(a3, b3));
+	for (; k < n; k++)
+		for (int i = 0; i < 4; i++)
+			out[i] += w[i][k] * x[k];
+}
+
+/* 4 f16 rows . one token, converting in registers. */
+AVX2_FN static void tile_4x1_f16(const uint8_t *const w[4], const float *x, size_t n, float out[4])
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	size_t k = 0;
+
+	for (; k + 8 <= n; k += 8) {
+		__m256 x0 = _mm256_loadu_ps(x + k);
+
+		a0 = _mm256_fmadd_ps(load_h8(w[0] + 2 * k), x0, a0);
+		a1 = _mm256_fmadd_ps(load_h8(w[1] + 2 * k), x0, a1);
+		a2 = _mm256_fmadd_ps(load_h8(w[2] + 2 * k), x0, a2);
+		a3 = _mm256_fmadd_ps(load_h8(w[3] + 2 * k), x0, a3);
+	}
+	out[0] = hsum(a0), out[1] = hsum(a1), out[2] = hsum(a2), out[3] = hsum(a3);
+	for (; k < n; k++) {
+		for (int i = 0; i < 4; i++) {
+			uint16_t h;
+
+			memcpy(&h, w[i] + 2 * k, 2);
+			out[i] += _cvtsh_ss(h) * x[k];
+		}
+	}
+}
+
+/* 4 q8_0 rows . one token: per 32-block integer->float products scaled once. */
+AVX2_FN static void tile_4x1_q8(const uint8_t *const w[4], const float *x, size_t n, float out[4])
+{
+	__m256 acc[4];
+	size_t nb = n / KVF_Q8_0_BLOCK;
+
+	for (int i = 0; i < 4; i++)
+		acc[i] = _mm256_setzero_ps();
+	for (size_t b = 0; b < nb; b++) {
+		const float *xb = x + b * KVF_Q8_0_BLOCK;
+		__m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
+		__m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
+
+		for (int i = 0; i < 4; i++) {
+			const uint8_t *blk = w[i] + b * KVF_Q8_0_BYTES;
+			__m256 s = _mm256_mul_ps(load_q8(blk + 2), x0);
+
+			s = _mm256_fmadd_ps(load_q8(blk + 10), x1, s);
+			s = _mm256_fmadd_ps(load_q8(blk + 18), x2, s);
+			s = _mm256_fmadd_ps(load_q8(blk + 26), x3, s);
+			acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(q8_scale(blk)), s, acc[i]);
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		out[i] = hsum(acc[i]);
+}
+
+AVX2_FN static void store_tile(float *y, size_t ys, uint32_t r, uint32_t nr, size_t t, size_t ntt,
+                               const float out[4][3], int accumulate)
+{
+	for (size_t j = 0; j < ntt; j++) {
+		for (uint32_t i = 0; i < nr; i++) {
+			float *dst = &y[(t + j) * ys + r + i];
+
+			*dst = accumulate ? *dst + out[i][j] : out[i][j];
+		}
+	}
+}
+
+AVX2_FN static void matmul_avx2(const struct kvf_tensor *w, uint32_t r0, uint32_t r1,
+                                const float *x, size_t xs, size_t nt, float *y, size_t ys,
+                                int accumulate, float *scratch)
+{
+	const size_t n = w->cols;
+	/* Few tokens: convert inside the dot product; many: convert each row tile once. */
+	const int direct = w->type == KVFPGA_DTYPE_F32 || nt < 4;
+
+	for (uint32_t r = r0; r < r1; r += 4) {
+		uint32_t nr = r1 - r < 4 ? r1 - r : 4;
+		const float *rows[4];
+		const uint8_t *raw[4];
+		float out[4][3];
+
+		/* A short tile repeats its last row; the extra results are dropped. */
+		for (uint32_t i = 0; i < 4; i++) {
+			uint32_t ri = r + (i < nr ? i : nr - 1);
+
+			raw[i] = w->data + (size_t)ri * w->row_bytes;
+			rows[i] = (const float *)raw[i];
+			if (!direct && i < nr) {
+				row_f32_avx2(w, ri, scratch + (size_t)i * n);
+				rows[i] = scratch + (size_t)i * n;
+			} else if (!direct) {
+				rows[i] = rows[nr - 1];
+			}
+		}
+		if (direct && w->type != KVFPGA_DTYPE_F32) {
+			for (size_t t = 0; t < nt; t++) {
+				float o1[4];
+
+				if (w->type == KVFPGA_DTYPE_F16)
+					tile_4x1_f16(raw, x + t * xs, n, o1);
+				else
+					tile_4x1_q8(raw, x + t * xs, n, o1);
+				for (uint32_t i = 0; i < nr; i++)
+					out[i][0] = o1[i];
+				store_tile(y, ys, r, nr, t, 1, out, accumulate);
+			}
+			continue;
+		}
+		if (nt == 1) {
+			float o1[4];
+
+			tile_4x1(rows, x, n, o1);
+			for (uint32_t i = 0; i < nr; i++)
+				out[i][0] = o1[i];
+			store_tile(y, ys, r, nr, 0, 1, out, accumulate);
+			continue;
+		}
+		for (size_t t = 0; t < nt; t += 3) {
+			size_t ntt = nt - t < 3 ? nt - t : 3;
+			const float *xp[3];
+
+			for (size_t j = 0; j < 3; j++)
+				xp[j] = x + (t + (j < ntt ? j : ntt - 1)) * xs;
+			tile_4x3(rows, xp, n, out);
+			store_tile(y, ys, r, nr, t, ntt, out, accumulate);
+		}
+	}
+}
+
+AVX2_FN static float dot_avx2(const float *a, const float *b, size_t n)
+{
+	__m256 s0 = _mm256_setzero_ps(), s1 = s0;
+	size_t i = 0;
+	float s;
+
+	for (; i + 16 <= n; i += 16) {
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+	}
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+	s = hsum(_mm256_add_ps(s0, s1));
+	for (; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+AVX2_FN static void axpy_avx2(float a, const float *x, float *y, size_t n)
+{
+	__m256 av = _mm256_set1_ps(a);
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(
+		        y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] += a * x[i];
+}
+
+AVX2_FN static float dot_h_avx2(const uint16_t *a, const float *b, size_t n)
+{
+	__m256 s0 = _mm256_setzero_ps();
+	size_t i = 0;
+	float s;
+
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_fmadd_ps(load_h8(a + i), _mm256_loadu_ps(b + i), s0);
+	s = hsum(s0);
+	for (; i < n; i++)
+		s += _cvtsh_ss(a[i]) * b[i];
+	return s;
+}
+
+AVX2_FN static void axpy_h_avx2(float a, const uint16_t *x, float *y, size_t n)
+{
+	__m256 av = _mm256_set1_ps(a);
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i,
+		                 _mm256_fmadd_ps(av, load_h8(x + i), _mm256_loadu_ps(y + i)));
+	for (; i < n; i++)
+		y[i] += a * _cvtsh_ss(x[i]);
+}
+
+AVX2_FN static void to_h_avx2(const float *x, uint16_t *out, size_t n)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+		                                                       _MM_FROUND_TO_NEAREST_INT));
+	for (; i < n; i++)
+		out[i] = kvf_f32_to_f16(x[i]);
+}
+
+const struct kvf_kernels kvf_kernels_avx2 = {
+	.name = "avx2",
+	.matmul = matmul_avx2,
+	.row_f32 = row_f32_avx2,
+	.dot = dot_avx2,
+	.axpy = axpy_avx2,
+	.dot_h = dot_h_avx2,
+	.axpy_h = axpy_h_avx2,
+	.to_h = to_h_avx2,
+};
+
+#else /* not x86: kvf_kernels_select() never hands this table out */
+
+const struct kvf_kernels kvf_kernels_avx2 = {
+	.name = "avx2 (not built for this CPU)",
+};
+
+#endif
