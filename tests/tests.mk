@@ -24,3 +24,9 @@ $(BUILD)/vmtests/%: $(BUILD)/tests/vm/%.o $(LIB_A)
 
 check-unit: $(UNIT_BINS)
 	scripts/run-unit-tests.sh $(UNIT_BINS)
+
+# Host side of the VM rig.
+$(BUILD)/vmhost/kvfpga-vm-agent: tests/vm/host_agent.c tests/vm/pattern.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $<
+vm-tests: $(BUILD)/vmhost/kvfpga-vm-agent $(BUILD)/bin/kvfpga-mkcard

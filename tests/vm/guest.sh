@@ -1,0 +1,98 @@
+#!/bin/bash
+# Runs inside the test VM (chroot of the host's root, see tests/vm/init):
+# loads kvfpga.ko, binds it to the ivshmem stand-in cards, runs the in-VM
+# tests and leaves results, dmesg and the taint mask in the results folder.
+#
+# Each result is one line in results.txt: "PASS <name>" or
+# "FAIL <name>: <why>".  The host (run-vm.sh) counts them.
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+OUT=/tmp/kvfpga-out
+REPO=$KVFPGA_REPO
+KVER=$(uname -r)
+MODULE=${KVFPGA_MODULE:-$REPO/build/module/$KVER/driver/kvfpga.ko}
+SUITE=${KVFPGA_SUITE:-full}
+VMBIN=$REPO/build/vmtests
+export KVFPGA_VM_OUT=$OUT
+results=$OUT/results.txt
+: >"$results"
+
+pass() { echo "PASS $1" >>"$results"; echo "PASS $1"; }
+fail() { echo "FAIL $1: $2" >>"$results"; echo "FAIL $1: $2"; }
+check() { # check NAME CMD...: PASS when CMD succeeds
+	local name=$1; shift
+	if "$@" >"$OUT/check.log" 2>&1; then pass "$name"; else fail "$name" "$(tail -n 3 "$OUT/check.log" | tr '\n' ' ')"; fi
+}
+finish() {
+	dmesg >"$OUT/dmesg.txt"
+	cat /proc/sys/kernel/tainted >"$OUT/tainted"
+	echo "$KVER" >"$OUT/kernel"
+	sync
+	touch "$OUT/done"
+	exit 0
+}
+
+mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
+echo "guest: kernel $KVER, suite $SUITE, module $MODULE"
+
+# DRM core and the buddy allocator come from the kernel's own modules.
+modprobe drm || fail load-drm "modprobe drm failed"
+modprobe drm_buddy 2>/dev/null || true
+if ! insmod "$MODULE"; then
+	fail load-module "insmod $MODULE failed"
+	finish
+fi
+pass load-module
+
+# Bind the ivshmem stand-ins (1af4:1110) by id; the driver's own table
+# carries the real card's id.
+echo "1af4 1110" >/sys/bus/pci/drivers/kvfpga/new_id 2>/dev/null || fail bind "new_id rejected"
+sleep 1
+
+# KVFPGA_CARDS="slot=kind:size ...": what the host put behind each device.
+for card in $KVFPGA_CARDS; do
+	slot=${card%%=*} rest=${card#*=}
+	kind=${rest%%:*}
+	if [ "$kind" = good ]; then
+		if [ -e "/sys/bus/pci/drivers/kvfpga/$slot" ] && [ -d "/sys/bus/pci/devices/$slot/kvfpga" ]; then
+			pass "probe-$slot"
+		else
+			fail "probe-$slot" "good card not bound"
+		fi
+	else
+		if [ ! -e "/sys/bus/pci/drivers/kvfpga/$slot" ] && dmesg | grep -q "kvfpga $slot: .*card descriptor"; then
+			pass "refuse-$kind-$slot"
+		else
+			fail "refuse-$kind-$slot" "card with a $kind descriptor was not refused with a log line"
+		fi
+	fi
+done
+
+if [ "$SUITE" = smoke ]; then
+	finish
+fi
+
+for t in "$VMBIN"/t_*; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t")
+	echo "guest: running $name"
+	timeout 600 "$t" >"$OUT/$name.log" 2>&1
+	rc=$?
+	cat "$OUT/$name.log"
+	grep -E '^(PASS|FAIL) ' "$OUT/$name.log" >>"$results"
+	if [ $rc -ne 0 ] && ! grep -q '^FAIL ' "$OUT/$name.log"; then
+		fail "$name" "exited with status $rc and no FAIL line"
+	fi
+	if ! grep -qE '^(PASS|FAIL) ' "$OUT/$name.log"; then
+		fail "$name" "reported no result"
+	fi
+done
+
+for s in "$REPO"/tests/vm/s_*.sh; do
+	[ -f "$s" ] || continue
+	echo "guest: running $(basename "$s")"
+	# shellcheck source=/dev/null
+	. "$s"
+done
+
+finish
