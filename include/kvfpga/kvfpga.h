@@ -49,14 +49,14 @@ enum kvfpga_backend {
  */
 struct kvfpga_open_opts {
 	enum kvfpga_backend backend;
-	int card_index;		/* card number, or -1 for "first" */
-	char pci_slot[32];	/* "" or a PCI slot name */
-	char node[64];		/* "" or a device node path */
-	uint64_t emu_mem_size;	/* bytes of emulated card memory */
+	int card_index;        /* card number, or -1 for "first" */
+	char pci_slot[32];     /* "" or a PCI slot name */
+	char node[64];         /* "" or a device node path */
+	uint64_t emu_mem_size; /* bytes of emulated card memory */
 };
 
 #define KVFPGA_EMU_DEFAULT_MEM (1ULL << 30)
-#define KVFPGA_EMU_GRANULE 4096u
+#define KVFPGA_EMU_GRANULE     4096u
 /* Emulated card sizes: a multiple of the granule in [MIN, MAX]. */
 #define KVFPGA_EMU_MIN_MEM (2ULL * KVFPGA_EMU_GRANULE)
 #define KVFPGA_EMU_MAX_MEM (1ULL << 40)
@@ -94,25 +94,30 @@ int kvfpga_device_open(const struct kvfpga_open_opts *opts, struct kvfpga_device
 void kvfpga_device_close(struct kvfpga_device *dev);
 
 struct kvfpga_device_info {
-	enum kvfpga_backend backend;	/* CARD or EMULATED, never AUTO */
+	enum kvfpga_backend backend; /* CARD or EMULATED, never AUTO */
 	uint32_t abi_major, abi_minor;
-	uint64_t capabilities;		/* KVFPGA_CAP_* from the uapi */
-	uint64_t mem_size;		/* card memory in the descriptor */
-	uint64_t mem_total;		/* bytes usable by buffers */
+	uint64_t capabilities; /* KVFPGA_CAP_* from the uapi */
+	uint64_t mem_size;     /* card memory in the descriptor */
+	uint64_t mem_total;    /* bytes usable by buffers */
 	uint64_t mem_free;
 	uint64_t granule;
 	uint64_t max_bo_size;
 	uint32_t bo_count;
 	char name[32];
 	char serial[32];
-	char node[64];			/* device node, "" when emulated */
-	char pci_slot[32];		/* "" when emulated */
+	char node[64];     /* device node, "" when emulated */
+	char pci_slot[32]; /* "" when emulated */
 };
 
 int kvfpga_device_query(struct kvfpga_device *dev, struct kvfpga_device_info *info);
 const char *kvfpga_backend_name(enum kvfpga_backend backend);
 
-/* One line describing the device, for tools to announce which one they use. */
+/*
+ * One line describing the device, for tools to announce which one they use:
+ * "card 0000:00:04.0 (/dev/accel/accel0) 'kvfpga-sim' 256 MiB" or
+ * "host-memory emulation (not a card), 1024 MiB".  -ERANGE (and @buf
+ * untouched) when @len is too small.
+ */
 int kvfpga_device_describe(struct kvfpga_device *dev, char *buf, size_t len);
 
 struct kvfpga_card_entry {
@@ -124,13 +129,15 @@ struct kvfpga_card_entry {
 /*
  * Cards driven by kvfpga, in a stable order (/dev/accel/accel* then
  * /dev/dri/renderD*, by minor).  Writes at most @max entries, sets *@count
- * to the number found (which may exceed @max).
+ * to the number found (which may exceed @max).  @entries may be NULL when
+ * @max is 0 (just count).  A node this process may not open is listed when
+ * sysfs names kvfpga as its driver, so opening it reports -EACCES.
  */
 int kvfpga_enumerate(struct kvfpga_card_entry *entries, size_t max, size_t *count);
 
 /* Buffers in card memory.  Contents start zeroed; size rounds up to the granule. */
 int kvfpga_bo_create(struct kvfpga_device *dev, uint64_t size, uint32_t flags,
-		     struct kvfpga_bo **out);
+                     struct kvfpga_bo **out);
 /*
  * Buffer creation errors: -EINVAL size 0 or unknown flags, -E2BIG larger
  * than the card could ever hold (max_bo_size), -ENOSPC no free range is
