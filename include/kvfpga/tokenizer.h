@@ -71,9 +71,9 @@ int kvfpga_detok_create(const struct kvfpga_tokenizer *tok, struct kvfpga_detok 
 void kvfpga_detok_free(struct kvfpga_detok *d);
 void kvfpga_detok_reset(struct kvfpga_detok *d);
 /*
- * Appends the text completed by @token to @buf (NUL-terminated) and sets
- * *@n to its length.  @cap >= 64 + max piece length always suffices;
- * -ENOSPC (state unchanged) otherwise.
+ * Writes the text completed by @token to @buf (NUL-terminated) and sets
+ * *@n to its length.  -ENOSPC (state unchanged) when @cap is less than
+ * 3 * (the piece's length) + 4, enough for every byte becoming U+FFFD.
  */
 int kvfpga_detok_push(struct kvfpga_detok *d, uint32_t token, char *buf, size_t cap, size_t *n);
 /* Emits what is still held (as U+FFFD) and resets. */
