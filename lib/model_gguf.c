@@ -345,6 +345,72 @@ static const char *ggml_type_name(uint32_t type)
 	return "an unknown type";
 }
 
+struct extent {
+	uint64_t off, end;
+	const struct tensor_info *ti;
+};
+
+static int extent_cmp(const void *a, const void *b)
+{
+	const struct extent *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/*
+ * Tensors of the types this loader reads must lie inside the data and
+ * must not overlap: a shape or offset that disagrees with the others is
+ * corruption even when each tensor alone looks fine.
+ */
+static int check_extents(const struct tensor_info *ts, uint64_t n, uint64_t data_size, char *err,
+                         size_t errlen)
+{
+	struct extent *e = calloc(n ? n : 1, sizeof(*e));
+	uint64_t k = 0;
+	int ret = 0;
+
+	if (!e)
+		return kvf_fail(err, errlen, -ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t elems = 1, bytes;
+
+		if (ts[i].type != KVFPGA_DTYPE_F32 && ts[i].type != KVFPGA_DTYPE_F16 &&
+		    ts[i].type != KVFPGA_DTYPE_Q8_0)
+			continue;
+		for (uint32_t d = 0; d < ts[i].n_dims; d++)
+			if (__builtin_mul_overflow(elems, ts[i].ne[d], &elems))
+				elems = UINT64_MAX;
+		bytes = ts[i].type == KVFPGA_DTYPE_F32   ? elems * 4
+		        : ts[i].type == KVFPGA_DTYPE_F16 ? elems * 2
+		                                         : elems / KVF_Q8_0_BLOCK * KVF_Q8_0_BYTES;
+		if (elems > (1ull << 48) || ts[i].offset > data_size ||
+		    bytes > data_size - ts[i].offset) {
+			ret = kvf_fail(
+			        err, errlen, -EPROTO,
+			        "GGUF tensor '%.*s' lies past the end of the file: truncated",
+			        (int)(ts[i].name.len > 64 ? 64 : ts[i].name.len), ts[i].name.s);
+			goto out;
+		}
+		e[k++] = (struct extent){ ts[i].offset, ts[i].offset + bytes, &ts[i] };
+	}
+	qsort(e, k, sizeof(*e), extent_cmp);
+	for (uint64_t i = 1; i < k; i++) {
+		if (e[i].off < e[i - 1].end) {
+			ret = kvf_fail(
+			        err, errlen, -EINVAL,
+			        "GGUF tensors '%.*s' and '%.*s' overlap: corrupt shape or offset",
+			        (int)(e[i - 1].ti->name.len > 64 ? 64 : e[i - 1].ti->name.len),
+			        e[i - 1].ti->name.s,
+			        (int)(e[i].ti->name.len > 64 ? 64 : e[i].ti->name.len),
+			        e[i].ti->name.s);
+			goto out;
+		}
+	}
+out:
+	free(e);
+	return ret;
+}
+
 static const struct tensor_info *find_tensor(const struct tensor_info *ts, uint64_t n,
                                              const char *name)
 {
@@ -608,6 +674,10 @@ int kvf_load_gguf(struct kvfpga_model *m, char *err, size_t errlen)
 		ret = kvf_fail(err, errlen, -EPROTO, "GGUF file ends before its tensor data");
 		goto out;
 	}
+
+	ret = check_extents(ts, n_tensors, m->map_size - data_start, err, errlen);
+	if (ret)
+		goto out;
 
 	/* The embedding fixes the vocabulary size. */
 	{
