@@ -344,7 +344,7 @@ static bool string_fits(const char *s, size_t len)
 static int find_card_node(const struct kvfpga_open_opts *opts, char *node, size_t len)
 {
 	struct kvfpga_card_entry *entries;
-	size_t count, pick = SIZE_MAX;
+	size_t count, found, pick = SIZE_MAX;
 	int ret = kvfpga_enumerate(NULL, 0, &count);
 
 	if (ret)
@@ -354,12 +354,14 @@ static int find_card_node(const struct kvfpga_open_opts *opts, char *node, size_
 	entries = calloc(count, sizeof(*entries));
 	if (!entries)
 		return -ENOMEM;
-	ret = kvfpga_enumerate(entries, count, &count);
+	ret = kvfpga_enumerate(entries, count, &found);
 	if (ret) {
 		free(entries);
 		return ret;
 	}
-	/* A card may have gone between the two scans; count is what was written or more. */
+	/* Cards may come or go between the two scans: use what was written. */
+	if (found < count)
+		count = found;
 	for (size_t i = 0; i < count && pick == SIZE_MAX; i++) {
 		if (opts->pci_slot[0] ? !strcmp(entries[i].pci_slot, opts->pci_slot)
 		                      : opts->card_index < 0 || (size_t)opts->card_index == i)
