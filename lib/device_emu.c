@@ -28,6 +28,9 @@
 
 #define EMU_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
 
+_Static_assert(KVFPGA_DESC_RESERVED % KVFPGA_EMU_GRANULE == 0,
+               "the descriptor reservation must be whole granules");
+
 /* The memory of one buffer; shared by the kvfpga_bo that refer to it. */
 struct emu_mem {
 	unsigned refs;
@@ -99,19 +102,16 @@ static int emu_query(struct kvfpga_device *dev, struct kvfpga_device_info *info)
 	return 0;
 }
 
-static struct emu_bo *new_bo(struct emu_device *e, struct emu_mem *mem)
+/* Point @b at @mem, whose fields are final. */
+static void init_bo(struct emu_bo *b, struct emu_device *e, struct emu_mem *mem)
 {
-	struct emu_bo *b = calloc(1, sizeof(*b));
-
-	if (!b)
-		return NULL;
 	b->base.dev = &e->base;
 	b->base.size = mem->size;
 	b->base.card_addr = mem->card_addr;
 	b->base.map_fd = mem->memfd;
 	b->base.map_offset = 0;
+	b->base.map = NULL;
 	b->mem = mem;
-	return b;
 }
 
 static void link_mem(struct emu_device *e, struct emu_mem *m)
@@ -165,41 +165,40 @@ static int emu_bo_create(struct kvfpga_device *dev, uint64_t size, uint32_t flag
 		return -E2BIG;
 	size = (size + KVFPGA_EMU_GRANULE - 1) & ~(uint64_t)(KVFPGA_EMU_GRANULE - 1);
 	mem = calloc(1, sizeof(*mem));
-	if (!mem)
-		return -ENOMEM;
+	b = calloc(1, sizeof(*b));
+	if (!mem || !b) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	/* The memfd is made outside the lock; only the card range needs it. */
 	fd = create_memfd(size, &st);
 	if (fd < 0) {
-		free(mem);
-		return fd;
-	}
-	mem->refs = 1;
-	mem->memfd = fd;
-	mem->size = size;
-	mem->st_dev = st.st_dev;
-	mem->st_ino = st.st_ino;
-	b = new_bo(e, mem);
-	if (!b) {
-		ret = -ENOMEM;
-		goto err_close;
+		ret = fd;
+		goto err_free;
 	}
 	pthread_mutex_lock(&e->lock);
 	ret = emu_buddy_alloc(e->mm, size, &card_addr);
 	if (!ret) {
+		mem->refs = 1;
+		mem->memfd = fd;
+		mem->size = size;
 		mem->card_addr = card_addr;
+		mem->st_dev = st.st_dev;
+		mem->st_ino = st.st_ino;
 		link_mem(e, mem);
 		e->bo_count++;
 	}
 	pthread_mutex_unlock(&e->lock);
-	if (ret)
-		goto err_free_bo;
-	b->base.card_addr = card_addr;
+	if (ret) {
+		close(fd);
+		goto err_free;
+	}
+	init_bo(b, e, mem);
 	*out = &b->base;
 	return 0;
 
-err_free_bo:
+err_free:
 	free(b);
-err_close:
-	close(fd);
 	free(mem);
 	return ret;
 }
@@ -228,13 +227,15 @@ static int emu_bo_import(struct kvfpga_device *dev, int fd, struct kvfpga_bo **o
 	if (seals < 0 || (seals & EMU_SEALS) != EMU_SEALS || st.st_size <= 0 ||
 	    st.st_size % KVFPGA_EMU_GRANULE)
 		return -EINVAL;
+	b = calloc(1, sizeof(*b));
 	new_mem = calloc(1, sizeof(*new_mem));
-	if (!new_mem)
-		return -ENOMEM;
-	own_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	own_fd = b && new_mem ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
 	if (own_fd < 0) {
+		int ret = b && new_mem ? -errno : -ENOMEM;
+
 		free(new_mem);
-		return -errno;
+		free(b);
+		return ret;
 	}
 
 	pthread_mutex_lock(&e->lock);
@@ -252,19 +253,13 @@ static int emu_bo_import(struct kvfpga_device *dev, int fd, struct kvfpga_bo **o
 		own_fd = -1;
 	}
 	mem->refs++;
-	b = new_bo(e, mem);
-	if (!b && --mem->refs == 0) {
-		unlink_mem(e, mem);
-		new_mem = mem;
-		own_fd = mem->memfd;
-	}
 	pthread_mutex_unlock(&e->lock);
 
+	/* Not needed when the memory was already known here. */
 	if (own_fd >= 0)
 		close(own_fd);
 	free(new_mem);
-	if (!b)
-		return -ENOMEM;
+	init_bo(b, e, mem);
 	*out = &b->base;
 	return 0;
 }

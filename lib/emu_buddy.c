@@ -158,13 +158,12 @@ static uint64_t all_free_orders(const struct emu_buddy *mm)
 /* The leaf that contains chunk @pos (which must be inside the space). */
 static struct block *find_leaf(const struct emu_buddy *mm, uint64_t pos)
 {
-	struct block *b = NULL;
+	unsigned i = 0;
+	struct block *b;
 
-	for (unsigned i = 0; i < mm->n_roots; i++) {
-		b = mm->roots[i];
-		if (pos < b->offset + order_chunks(b->order))
-			break;
-	}
+	while (i + 1 < mm->n_roots && pos >= mm->roots[i + 1]->offset)
+		i++;
+	b = mm->roots[i];
 	while (b->state == BLOCK_SPLIT)
 		b = pos < b->right->offset ? b->left : b->right;
 	return b;
@@ -259,8 +258,8 @@ static void trim(struct emu_buddy *mm, struct block *b, uint64_t keep)
 int emu_buddy_alloc(struct emu_buddy *mm, uint64_t size, uint64_t *offset)
 {
 	uint64_t chunks, candidates;
-	unsigned order, found_order;
-	struct block *b = NULL;
+	unsigned order, found_order, root;
+	struct block *b;
 	int ret;
 
 	if (!mm || !offset || size == 0)
@@ -280,12 +279,11 @@ int emu_buddy_alloc(struct emu_buddy *mm, uint64_t size, uint64_t *offset)
 	if (ret)
 		return ret;
 
-	for (unsigned i = 0; i < mm->n_roots; i++) {
-		if (mm->roots[i]->free_orders & (1ULL << found_order)) {
-			b = mm->roots[i];
-			break;
-		}
-	}
+	/* The first root with a free block of that order holds the lowest such block. */
+	root = 0;
+	while (!(mm->roots[root]->free_orders & (1ULL << found_order)))
+		root++;
+	b = mm->roots[root];
 	while (b->state == BLOCK_SPLIT)
 		b = (b->left->free_orders & (1ULL << found_order)) ? b->left : b->right;
 	while (b->order > order) {
