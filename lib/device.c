@@ -31,7 +31,7 @@ void kvfpga_copy_string(char *dst, size_t len, const char *src)
 
 /* ---- open options ---- */
 
-int kvfpga_emu_mem_size_valid(uint64_t size)
+bool kvfpga_emu_mem_size_valid(uint64_t size)
 {
 	return size % KVFPGA_EMU_GRANULE == 0 && size >= KVFPGA_EMU_MIN_MEM &&
 	       size <= KVFPGA_EMU_MAX_MEM;

@@ -9,6 +9,7 @@
 #define KVFPGA_DEVICE_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -62,7 +63,7 @@ int kvfpga_drm_check_driver(int fd);
 /* PCI slot of the device behind char device @rdev from sysfs; "" when unknown. */
 void kvfpga_sysfs_pci_slot(dev_t rdev, char *buf, size_t len);
 /* Whether @size is an acceptable emulated card size. */
-int kvfpga_emu_mem_size_valid(uint64_t size);
+bool kvfpga_emu_mem_size_valid(uint64_t size);
 
 /* Copy a string, truncating, always NUL-terminated (len > 0). */
 void kvfpga_copy_string(char *dst, size_t len, const char *src);
