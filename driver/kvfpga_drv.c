@@ -62,7 +62,12 @@ static const struct drm_ioctl_desc kvfpga_ioctls[] = {
 };
 
 #if KVFPGA_ACCEL
-DEFINE_DRM_ACCEL_FOPS(kvfpga_fops);
+/* DEFINE_DRM_ACCEL_FOPS without fdinfo: add the core's. */
+static const struct file_operations kvfpga_fops = {
+	.owner = THIS_MODULE,
+	DRM_ACCEL_FOPS,
+	.show_fdinfo = drm_show_fdinfo,
+};
 #else
 static const struct file_operations kvfpga_fops = {
 	.owner = THIS_MODULE,
@@ -85,6 +90,7 @@ static const struct drm_driver kvfpga_driver = {
 #if KVFPGA_EXPLICIT_PRIME
 	.prime_handle_to_fd = drm_gem_prime_handle_to_fd,
 	.prime_fd_to_handle = drm_gem_prime_fd_to_handle,
+	.gem_prime_mmap = drm_gem_prime_mmap,
 #endif
 	.ioctls = kvfpga_ioctls,
 	.num_ioctls = ARRAY_SIZE(kvfpga_ioctls),

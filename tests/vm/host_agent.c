@@ -49,7 +49,7 @@ static int serve(const struct card *cards, int ncards, const char *req, char *an
 	int fd;
 
 	if (sscanf(req, "%63s %15s %" SCNu64 " %" SCNu64 " %" SCNu64, slot, op, &off, &len,
-		   &seed) != 5) {
+	           &seed) != 5) {
 		snprintf(ans, anslen, "fail malformed request");
 		return 0;
 	}
@@ -87,8 +87,9 @@ static int serve(const struct card *cards, int ncards, const char *req, char *an
 		if (bad == len)
 			snprintf(ans, anslen, "ok");
 		else
-			snprintf(ans, anslen, "fail byte %zu of %" PRIu64 "+%" PRIu64 " is %#x, want %#x",
-				 bad, off, len, map[off + bad], vm_pattern_byte(seed, bad));
+			snprintf(ans, anslen,
+			         "fail byte %zu of %" PRIu64 "+%" PRIu64 " is %#x, want %#x", bad,
+			         off, len, map[off + bad], vm_pattern_byte(seed, bad));
 	} else {
 		snprintf(ans, anslen, "fail unknown op %s", op);
 	}

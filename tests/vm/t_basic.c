@@ -36,29 +36,32 @@ static void test_info(int fd)
 	VT_CHECK(&c, vt_ioctl(fd, DRM_IOCTL_KVFPGA_GET_INFO, &info) == 0, "GET_INFO failed");
 	VT_CHECK(&c, info.abi_major == KVFPGA_ABI_MAJOR, "abi_major %u", info.abi_major);
 	VT_CHECK(&c, want && info.mem_size == want, "mem_size %llu, host file is %llu",
-		 (unsigned long long)info.mem_size, (unsigned long long)want);
+	         (unsigned long long)info.mem_size, (unsigned long long)want);
 	VT_CHECK(&c, info.granule == 4096, "granule %llu", (unsigned long long)info.granule);
 	VT_CHECK(&c, info.mem_total == info.mem_size - 4096, "mem_total %llu",
-		 (unsigned long long)info.mem_total);
+	         (unsigned long long)info.mem_total);
 	VT_CHECK(&c, info.mem_free == info.mem_total, "mem_free %llu on an idle card",
-		 (unsigned long long)info.mem_free);
+	         (unsigned long long)info.mem_free);
 	VT_CHECK(&c, info.max_bo_size == info.mem_size / 2, "max_bo_size %llu",
-		 (unsigned long long)info.max_bo_size);
+	         (unsigned long long)info.max_bo_size);
 	VT_CHECK(&c, !strcmp(info.name, "kvfpga-sim") && !strcmp(info.serial, "SIM0"),
-		 "name '%s' serial '%s'", info.name, info.serial);
+	         "name '%s' serial '%s'", info.name, info.serial);
 	VT_CHECK(&c, info.desc_version == 1 && info.bo_count == 0, "desc_version %u bo_count %u",
-		 info.desc_version, info.bo_count);
-	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_ABI_VERSION) == ((KVFPGA_ABI_MAJOR << 16) | KVFPGA_ABI_MINOR),
-		 "ABI_VERSION param");
+	         info.desc_version, info.bo_count);
+	VT_CHECK(&c,
+	         vt_param(fd, KVFPGA_PARAM_ABI_VERSION) ==
+	                 ((KVFPGA_ABI_MAJOR << 16) | KVFPGA_ABI_MINOR),
+	         "ABI_VERSION param");
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_MEM_SIZE) == info.mem_size, "MEM_SIZE param");
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_MEM_TOTAL) == info.mem_total, "MEM_TOTAL param");
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_MEM_FREE) == info.mem_free, "MEM_FREE param");
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_GRANULE) == info.granule, "GRANULE param");
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_MAX_BO_SIZE) == info.max_bo_size, "MAX_BO_SIZE");
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_BO_COUNT) == 0, "BO_COUNT param");
-	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_CAPABILITIES) == info.capabilities &&
-			     (info.capabilities & KVFPGA_CAP_CONTIGUOUS),
-		 "CAPABILITIES param");
+	VT_CHECK(&c,
+	         vt_param(fd, KVFPGA_PARAM_CAPABILITIES) == info.capabilities &&
+	                 (info.capabilities & KVFPGA_CAP_CONTIGUOUS),
+	         "CAPABILITIES param");
 	vt_end(&c);
 
 	vt_begin(&c, "info-rejects-bad-input");
@@ -91,14 +94,16 @@ static void test_create_map(int fd)
 		return;
 	}
 	VT_CHECK(&c, bo.size == MiB + 4096, "size rounded to %llu", (unsigned long long)bo.size);
-	VT_CHECK(&c, bo.card_addr % 4096 == 0 && bo.card_addr >= 4096 &&
-			     bo.card_addr + bo.size <= vt_param(fd, KVFPGA_PARAM_MEM_SIZE),
-		 "card_addr %#llx", (unsigned long long)bo.card_addr);
+	VT_CHECK(&c,
+	         bo.card_addr % 4096 == 0 && bo.card_addr >= 4096 &&
+	                 bo.card_addr + bo.size <= vt_param(fd, KVFPGA_PARAM_MEM_SIZE),
+	         "card_addr %#llx", (unsigned long long)bo.card_addr);
 	memset(&bi, 0, sizeof(bi));
 	bi.handle = bo.handle;
-	VT_CHECK(&c, vt_ioctl(fd, DRM_IOCTL_KVFPGA_BO_INFO, &bi) == 0 && bi.size == bo.size &&
-			     bi.card_addr == bo.card_addr && bi.mmap_offset == bo.mmap_offset,
-		 "BO_INFO disagrees with BO_CREATE");
+	VT_CHECK(&c,
+	         vt_ioctl(fd, DRM_IOCTL_KVFPGA_BO_INFO, &bi) == 0 && bi.size == bo.size &&
+	                 bi.card_addr == bo.card_addr && bi.mmap_offset == bo.mmap_offset,
+	         "BO_INFO disagrees with BO_CREATE");
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_BO_COUNT) == 1, "BO_COUNT != 1");
 	p = vt_map(fd, bo.mmap_offset, bo.size);
 	VT_CHECK(&c, p != NULL, "mmap failed: %s", strerror(errno));
@@ -130,13 +135,15 @@ static void test_host_sees_guest(int fd)
 	}
 	vm_pattern_fill(p, bo.size, 0x5eed);
 	msync(p, bo.size, MS_SYNC);
-	VT_CHECK(&c, vt_host(VT_SLOT_MAIN, "verify", bo.card_addr, bo.size, 0x5eed, why,
-			     sizeof(why)) == 0,
-		 "host check at card_addr %#llx: %s", (unsigned long long)bo.card_addr, why);
+	VT_CHECK(&c,
+	         vt_host(VT_SLOT_MAIN, "verify", bo.card_addr, bo.size, 0x5eed, why, sizeof(why)) ==
+	                 0,
+	         "host check at card_addr %#llx: %s", (unsigned long long)bo.card_addr, why);
 	/* The check can fail: the same bytes are not there under another seed. */
-	VT_CHECK(&c, vt_host(VT_SLOT_MAIN, "verify", bo.card_addr, bo.size, 0x5eee, why,
-			     sizeof(why)) == -EIO,
-		 "host check passed with a wrong seed");
+	VT_CHECK(&c,
+	         vt_host(VT_SLOT_MAIN, "verify", bo.card_addr, bo.size, 0x5eee, why, sizeof(why)) ==
+	                 -EIO,
+	         "host check passed with a wrong seed");
 	munmap(p, bo.size);
 	vt_gem_close(fd, bo.handle);
 	vt_end(&c);
@@ -147,8 +154,9 @@ static void test_host_sees_guest(int fd)
 		vt_end(&c);
 		return;
 	}
-	VT_CHECK(&c, vt_host(VT_SLOT_MAIN, "plant", bo.card_addr, bo.size, 77, why, sizeof(why)) == 0,
-		 "plant: %s", why);
+	VT_CHECK(&c,
+	         vt_host(VT_SLOT_MAIN, "plant", bo.card_addr, bo.size, 77, why, sizeof(why)) == 0,
+	         "plant: %s", why);
 	VT_CHECK(&c, vm_pattern_check(p, bo.size, 77) == bo.size, "planted bytes not seen");
 	munmap(p, bo.size);
 	vt_gem_close(fd, bo.handle);
@@ -199,7 +207,7 @@ static void test_exhaustion_and_zeroing(int fd)
 	n = fill_card(fd, bos, 512, &err);
 	VT_CHECK(&c, err == -ENOSPC, "filling stopped with %d, not -ENOSPC", err);
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_MEM_FREE) == 0, "card full but MEM_FREE %llu",
-		 (unsigned long long)vt_param(fd, KVFPGA_PARAM_MEM_FREE));
+	         (unsigned long long)vt_param(fd, KVFPGA_PARAM_MEM_FREE));
 	VT_CHECK(&c, vt_bo_create(fd, 4096, 0, NULL) == -ENOSPC, "full card gave a buffer");
 	/* Dirty every byte so the refill below can prove zeroing. */
 	for (i = 0; i < n; i++) {
@@ -228,8 +236,9 @@ static void test_exhaustion_and_zeroing(int fd)
 		w = bos[i].map;
 		for (size_t k = 0; k < bos[i].c.size / 8; k++) {
 			if (w[k]) {
-				vt_fail(&c, "buffer %zu word %zu holds %#llx from its earlier owner",
-					i, k, (unsigned long long)w[k]);
+				vt_fail(&c,
+				        "buffer %zu word %zu holds %#llx from its earlier owner", i,
+				        k, (unsigned long long)w[k]);
 				break;
 			}
 		}
@@ -253,7 +262,7 @@ static void test_fragmentation(int fd)
 		vt_gem_close(fd, bos[i].c.handle);
 	/* Half the card is free but no 2 MiB range is. */
 	VT_CHECK(&c, vt_bo_create(fd, 2 * MiB, 0, NULL) == -ENOSPC,
-		 "2 MiB fit into a card fragmented into 1 MiB holes");
+	         "2 MiB fit into a card fragmented into 1 MiB holes");
 	for (size_t i = 1; i < n; i += 2)
 		vt_gem_close(fd, bos[i].c.handle);
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_MEM_FREE) == total, "memory not all free");
@@ -262,7 +271,7 @@ static void test_fragmentation(int fd)
 		uint64_t max = vt_param(fd, KVFPGA_PARAM_MAX_BO_SIZE);
 
 		VT_CHECK(&c, vt_bo_create(fd, max, 0, &big) == 0,
-			 "largest buffer does not fit after freeing everything");
+		         "largest buffer does not fit after freeing everything");
 		vt_gem_close(fd, big.handle);
 	}
 	vt_end(&c);
@@ -283,10 +292,12 @@ static void test_rejects(int fd)
 	VT_CHECK(&c, vt_bo_create(fd, 0, 0, NULL) == -EINVAL, "size 0");
 	VT_CHECK(&c, vt_bo_create(fd, total + 1, 0, NULL) == -E2BIG, "size > card");
 	VT_CHECK(&c, vt_bo_create(fd, UINT64_MAX, 0, NULL) == -E2BIG, "size UINT64_MAX");
-	VT_CHECK(&c, vt_bo_create(fd, UINT64_MAX - 4095, 0, NULL) == -E2BIG, "size near UINT64_MAX");
-	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_MEM_FREE) == free0 &&
-			     vt_param(fd, KVFPGA_PARAM_BO_COUNT) == 0,
-		 "a rejected create leaked memory");
+	VT_CHECK(&c, vt_bo_create(fd, UINT64_MAX - 4095, 0, NULL) == -E2BIG,
+	         "size near UINT64_MAX");
+	VT_CHECK(&c,
+	         vt_param(fd, KVFPGA_PARAM_MEM_FREE) == free0 &&
+	                 vt_param(fd, KVFPGA_PARAM_BO_COUNT) == 0,
+	         "a rejected create leaked memory");
 	vt_end(&c);
 
 	vt_begin(&c, "handles-reject-bad-input");
@@ -298,7 +309,8 @@ static void test_rejects(int fd)
 		memset(&bi, 0, sizeof(bi));
 		bi.handle = bo.handle;
 		bi.flags = 1;
-		VT_CHECK(&c, vt_ioctl(fd, DRM_IOCTL_KVFPGA_BO_INFO, &bi) == -EINVAL, "BO_INFO flags");
+		VT_CHECK(&c, vt_ioctl(fd, DRM_IOCTL_KVFPGA_BO_INFO, &bi) == -EINVAL,
+		         "BO_INFO flags");
 		vt_gem_close(fd, bo.handle);
 		VT_CHECK(&c, vt_gem_close(fd, bo.handle) == -EINVAL, "double GEM_CLOSE");
 	} else {
@@ -313,16 +325,17 @@ static void test_rejects(int fd)
 		return;
 	}
 	errno = 0;
-	p = mmap(NULL, bo.size + 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)bo.mmap_offset);
+	p = mmap(NULL, bo.size + 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+	         (off_t)bo.mmap_offset);
 	VT_CHECK(&c, p == MAP_FAILED && errno == EINVAL, "mapping larger than the buffer: %s",
-		 p == MAP_FAILED ? strerror(errno) : "allowed");
+	         p == MAP_FAILED ? strerror(errno) : "allowed");
 	if (p != MAP_FAILED)
 		munmap(p, bo.size + 4096);
 	p = mmap(NULL, bo.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		 (off_t)(bo.mmap_offset + 4096));
+	         (off_t)(bo.mmap_offset + 4096));
 	VT_CHECK(&c, p == MAP_FAILED && errno == EINVAL,
-		 "mapping the buffer's size from a page in: %s",
-		 p == MAP_FAILED ? strerror(errno) : "allowed");
+	         "mapping the buffer's size from a page in: %s",
+	         p == MAP_FAILED ? strerror(errno) : "allowed");
 	if (p != MAP_FAILED)
 		munmap(p, bo.size);
 	/* The start of the buffer, shorter than it, is fine. */
@@ -332,18 +345,18 @@ static void test_rejects(int fd)
 		munmap(p, 8192);
 	p = mmap(NULL, bo.size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)bo.mmap_offset);
 	VT_CHECK(&c, p == MAP_FAILED && errno == EINVAL, "private mapping: %s",
-		 p == MAP_FAILED ? strerror(errno) : "allowed");
+	         p == MAP_FAILED ? strerror(errno) : "allowed");
 	if (p != MAP_FAILED)
 		munmap(p, bo.size);
 	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)(bo.mmap_offset + (1ULL << 40)));
 	VT_CHECK(&c, p == MAP_FAILED && errno == EINVAL, "offset of no buffer: %s",
-		 p == MAP_FAILED ? strerror(errno) : "allowed");
+	         p == MAP_FAILED ? strerror(errno) : "allowed");
 	if (p != MAP_FAILED)
 		munmap(p, 4096);
 	vt_gem_close(fd, bo.handle);
 	p = mmap(NULL, bo.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)bo.mmap_offset);
 	VT_CHECK(&c, p == MAP_FAILED && errno == EINVAL, "mapping after close: %s",
-		 p == MAP_FAILED ? strerror(errno) : "allowed");
+	         p == MAP_FAILED ? strerror(errno) : "allowed");
 	if (p != MAP_FAILED)
 		munmap(p, bo.size);
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_MEM_FREE) == free0, "memory leaked");
@@ -366,9 +379,10 @@ static void test_mapping_outlives_handle(int fd)
 	VT_CHECK(&c, vt_gem_close(fd, bo.handle) == 0, "close failed");
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_BO_COUNT) == 1, "buffer freed under a live mapping");
 	vm_pattern_fill(p + 4096, bo.size - 4096, 10);
-	VT_CHECK(&c, vm_pattern_check(p, 4096, 9) == 4096 &&
-			     vm_pattern_check(p + 4096, bo.size - 4096, 10) == bo.size - 4096,
-		 "mapping lost its bytes after close");
+	VT_CHECK(&c,
+	         vm_pattern_check(p, 4096, 9) == 4096 &&
+	                 vm_pattern_check(p + 4096, bo.size - 4096, 10) == bo.size - 4096,
+	         "mapping lost its bytes after close");
 	munmap(p, bo.size);
 	VT_CHECK(&c, vt_param(fd, KVFPGA_PARAM_BO_COUNT) == 0, "buffer not freed after munmap");
 	vt_end(&c);
@@ -387,13 +401,14 @@ static void test_second_card(void)
 		return;
 	}
 	memset(&info, 0, sizeof(info));
-	VT_CHECK(&c, vt_ioctl(fd2, DRM_IOCTL_KVFPGA_GET_INFO, &info) == 0 &&
-			     info.mem_size == expected_mem_size(VT_SLOT_SECOND) &&
-			     !strcmp(info.serial, "SIM2"),
-		 "second card info: size %llu serial %s", (unsigned long long)info.mem_size,
-		 info.serial);
+	VT_CHECK(&c,
+	         vt_ioctl(fd2, DRM_IOCTL_KVFPGA_GET_INFO, &info) == 0 &&
+	                 info.mem_size == expected_mem_size(VT_SLOT_SECOND) &&
+	                 !strcmp(info.serial, "SIM2"),
+	         "second card info: size %llu serial %s", (unsigned long long)info.mem_size,
+	         info.serial);
 	VT_CHECK(&c, vt_bo_create(fd2, info.max_bo_size, 0, NULL) == 0,
-		 "largest buffer on the second card failed");
+	         "largest buffer on the second card failed");
 	close(fd2);
 	vt_end(&c);
 }
@@ -404,7 +419,8 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (fd < 0) {
-		printf("FAIL t_basic-open: no kvfpga node for %s: %s\n", VT_SLOT_MAIN, strerror(-fd));
+		printf("FAIL t_basic-open: no kvfpga node for %s: %s\n", VT_SLOT_MAIN,
+		       strerror(-fd));
 		return 1;
 	}
 	test_info(fd);

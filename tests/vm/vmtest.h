@@ -30,7 +30,7 @@
 #include "pattern.h"
 
 /* The main test card and the second good card (tests/vm/run-vm.sh). */
-#define VT_SLOT_MAIN "0000:00:10.0"
+#define VT_SLOT_MAIN   "0000:00:10.0"
 #define VT_SLOT_SECOND "0000:00:12.0"
 
 struct vt_case {
@@ -40,14 +40,14 @@ struct vt_case {
 
 static int vt_failures;
 
-static void vt_begin(struct vt_case *c, const char *name)
+static inline void vt_begin(struct vt_case *c, const char *name)
 {
 	c->name = name;
 	c->failed = 0;
 }
 
-__attribute__((format(printf, 2, 3))) static void vt_fail(struct vt_case *c, const char *fmt,
-							    ...)
+__attribute__((format(printf, 2, 3))) static inline void vt_fail(struct vt_case *c, const char *fmt,
+                                                                 ...)
 {
 	va_list ap;
 
@@ -62,7 +62,7 @@ __attribute__((format(printf, 2, 3))) static void vt_fail(struct vt_case *c, con
 	vt_failures++;
 }
 
-static void vt_end(struct vt_case *c)
+static inline void vt_end(struct vt_case *c)
 {
 	if (!c->failed)
 		printf("PASS %s\n", c->name);
@@ -76,10 +76,10 @@ static void vt_end(struct vt_case *c)
 	} while (0)
 
 /* Device node of the kvfpga card in PCI slot @slot, or -ENODEV. */
-static int vt_find_node(const char *slot, char *node, size_t len)
+static inline int vt_find_node(const char *slot, char *node, size_t len)
 {
 	static const char *const dirs[][2] = { { "/dev/accel", "accel" },
-					       { "/dev/dri", "renderD" } };
+		                               { "/dev/dri", "renderD" } };
 	static const char *const classes[] = { "/sys/class/accel", "/sys/class/drm" };
 
 	for (int d = 0; d < 2; d++) {
@@ -113,7 +113,7 @@ static int vt_find_node(const char *slot, char *node, size_t len)
 	return -ENODEV;
 }
 
-static int vt_open_slot(const char *slot)
+static inline int vt_open_slot(const char *slot)
 {
 	char node[PATH_MAX];
 	drmVersionPtr v;
@@ -136,12 +136,13 @@ static int vt_open_slot(const char *slot)
 }
 
 /* ioctl returning 0 or -errno. */
-static int vt_ioctl(int fd, unsigned long req, void *arg)
+static inline int vt_ioctl(int fd, unsigned long req, void *arg)
 {
 	return drmIoctl(fd, req, arg) ? -errno : 0;
 }
 
-static int vt_bo_create(int fd, uint64_t size, uint32_t flags, struct drm_kvfpga_bo_create *out)
+static inline int vt_bo_create(int fd, uint64_t size, uint32_t flags,
+                               struct drm_kvfpga_bo_create *out)
 {
 	struct drm_kvfpga_bo_create args = { .size = size, .flags = flags };
 	int ret = vt_ioctl(fd, DRM_IOCTL_KVFPGA_BO_CREATE, &args);
@@ -151,14 +152,14 @@ static int vt_bo_create(int fd, uint64_t size, uint32_t flags, struct drm_kvfpga
 	return ret;
 }
 
-static int vt_gem_close(int fd, uint32_t handle)
+static inline int vt_gem_close(int fd, uint32_t handle)
 {
 	struct drm_gem_close args = { .handle = handle };
 
 	return vt_ioctl(fd, DRM_IOCTL_GEM_CLOSE, &args);
 }
 
-static uint64_t vt_param(int fd, uint32_t param)
+static inline uint64_t vt_param(int fd, uint32_t param)
 {
 	struct drm_kvfpga_get_param args = { .param = param };
 
@@ -167,7 +168,7 @@ static uint64_t vt_param(int fd, uint32_t param)
 	return args.value;
 }
 
-static void *vt_map(int fd, uint64_t offset, size_t size)
+static inline void *vt_map(int fd, uint64_t offset, size_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)offset);
 
@@ -179,8 +180,8 @@ static void *vt_map(int fd, uint64_t offset, size_t size)
  * in the card's backing file.  Returns 0 on "ok", -EIO with @why filled on a
  * failed check, -ETIMEDOUT when the host does not answer.
  */
-static int vt_host(const char *slot, const char *op, uint64_t off, uint64_t len, uint64_t seed,
-		   char *why, size_t whylen)
+static inline int vt_host(const char *slot, const char *op, uint64_t off, uint64_t len,
+                          uint64_t seed, char *why, size_t whylen)
 {
 	static unsigned int seq;
 	const char *out = getenv("KVFPGA_VM_OUT");
@@ -221,7 +222,7 @@ static int vt_host(const char *slot, const char *op, uint64_t off, uint64_t len,
 	return -ETIMEDOUT;
 }
 
-static int vt_exit_status(void)
+static inline int vt_exit_status(void)
 {
 	printf("vmtest: %d failed\n", vt_failures);
 	return vt_failures ? 1 : 0;
