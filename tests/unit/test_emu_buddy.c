@@ -348,7 +348,7 @@ static void random_run(uint64_t chunks, unsigned steps)
 	for (unsigned step = 0; step < steps; step++) {
 		uint64_t action = test_rand_below(&rng, 100), off = 0, free_chunks = 0;
 		struct compare_ctx cmp = { .ref = &ref, .next = 0, .ok = true };
-		int ret;
+		int ret, walk;
 
 		if (action < 50) {
 			/* Mostly small requests, now and then up to the whole space. */
@@ -408,8 +408,8 @@ static void random_run(uint64_t chunks, unsigned steps)
 
 		ck_assert_msg(emu_buddy_check(mm) == 0, "seed %llu step %u: invariants broken",
 		              (unsigned long long)seed, step);
-		ck_assert_int_eq(emu_buddy_for_each_block(mm, compare_leaf, &cmp), 0);
-		ck_assert_msg(cmp.ok && cmp.next == chunks,
+		walk = emu_buddy_for_each_block(mm, compare_leaf, &cmp);
+		ck_assert_msg(walk == 0 && cmp.ok && cmp.next == chunks,
 		              "seed %llu step %u: blocks differ from the bitmap",
 		              (unsigned long long)seed, step);
 		for (uint64_t i = 0; i < chunks; i++)
@@ -425,9 +425,11 @@ static void random_run(uint64_t chunks, unsigned steps)
 	while (ref.n_live) {
 		struct ref_alloc a = ref.live[--ref.n_live];
 
-		ck_assert_int_eq(emu_buddy_free(mm, a.first * CHUNK, NULL), 0);
+		ck_assert_msg(emu_buddy_free(mm, a.first * CHUNK, NULL) == 0,
+		              "seed %llu: final free", (unsigned long long)seed);
 	}
-	ck_assert_int_eq(emu_buddy_check(mm), 0);
+	ck_assert_msg(emu_buddy_check(mm) == 0, "seed %llu: invariants after freeing all",
+	              (unsigned long long)seed);
 	ck_assert_uint_eq(emu_buddy_avail(mm), chunks * CHUNK);
 	ck_assert_uint_eq(emu_buddy_largest_free(mm), (1ULL << max_order) * CHUNK);
 	{
