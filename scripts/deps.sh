@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
 	build-essential pkg-config git zlib1g-dev
-	libdrm-dev check
+	libdrm-dev check libxxhash-dev
 	ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
 	libxrt-dev
 	clang libclang-rt-14-dev clang-format cppcheck valgrind

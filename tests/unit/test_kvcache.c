@@ -1,0 +1,1471 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the paged KV cache (include/kvfpga/kvcache.h) on the default device. */
+#include <check.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "kvfpga/kvcache.h"
+#include "kvfpga/kvfpga.h"
+
+/* ---- fixtures ---- */
+
+/* For hot loops: Check's ck_assert records every passing check through a pipe. */
+#define EXPECT(cond, ...)                                                                          \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			ck_abort_msg(__VA_ARGS__);                                                 \
+	} while (0)
+
+struct fx {
+	struct kvfpga_device *dev;
+	struct kvfpga_kvcache *kc;
+	struct kvfpga_kvcache_layout lay;
+	uint8_t *base;
+};
+
+static struct kvfpga_device *open_dev(uint64_t emu_mem)
+{
+	struct kvfpga_open_opts opts;
+	struct kvfpga_device *dev = NULL;
+
+	ck_assert_int_eq(kvfpga_open_opts_init(&opts), 0);
+	opts.emu_mem_size = emu_mem;
+	ck_assert_int_eq(kvfpga_device_open(&opts, &dev), 0);
+	return dev;
+}
+
+static void fx_open(struct fx *f, uint32_t layers, uint32_t heads, uint32_t hd, uint32_t bs,
+                    enum kvfpga_kvcache_dtype dtype, uint32_t n_blocks, uint32_t flags)
+{
+	struct kvfpga_kvcache_config cfg;
+	struct kvfpga_kvcache_arena ar;
+
+	memset(f, 0, sizeof(*f));
+	f->dev = open_dev(64ull << 20);
+	ck_assert_int_eq(kvfpga_kvcache_config_init(&cfg), 0);
+	cfg.n_layers = layers;
+	cfg.n_kv_heads = heads;
+	cfg.head_dim = hd;
+	cfg.block_size = bs;
+	cfg.dtype = dtype;
+	cfg.n_blocks = n_blocks;
+	cfg.flags = flags;
+	ck_assert_int_eq(kvfpga_kvcache_create(f->dev, &cfg, &f->kc), 0);
+	ck_assert_int_eq(kvfpga_kvcache_get_layout(f->kc, &f->lay), 0);
+	ck_assert_int_eq(kvfpga_kvcache_get_arena(f->kc, &ar), 0);
+	f->base = ar.base;
+}
+
+static void fx_close(struct fx *f)
+{
+	ck_assert_int_eq(kvfpga_kvcache_verify(f->kc), 0);
+	kvfpga_kvcache_destroy(f->kc);
+	kvfpga_device_close(f->dev);
+}
+
+static struct kvfpga_kvcache_stats stats_of(struct fx *f)
+{
+	struct kvfpga_kvcache_stats st;
+
+	ck_assert_int_eq(kvfpga_kvcache_get_stats(f->kc, &st), 0);
+	ck_assert_uint_eq(st.blocks_total, st.blocks_used + st.blocks_cached + st.blocks_free);
+	return st;
+}
+
+/* A value exact in binary16 (multiple of 1/8, |v| < 256), distinct per coordinate. */
+static float val(uint32_t tag, uint32_t pos, uint32_t layer, uint32_t kv, uint32_t head, uint32_t d)
+{
+	uint32_t x = tag * 7919u + pos * 131u + layer * 37u + kv * 17u + head * 5u + d;
+
+	return (float)(x % 3001u) / 8.0f - 180.0f;
+}
+
+static void row_of(const struct fx *f, uint32_t tag, uint32_t pos, uint32_t layer, uint32_t kv,
+                   float *row)
+{
+	for (uint32_t h = 0; h < f->lay.n_kv_heads; h++)
+		for (uint32_t d = 0; d < f->lay.head_dim; d++)
+			row[h * f->lay.head_dim + d] = val(tag, pos, layer, kv, h, d);
+}
+
+/* Write K and V of positions [from, to) of every layer with val(tag, ...). */
+static void write_all(struct fx *f, struct kvfpga_kvseq *s, uint32_t tag, uint32_t from,
+                      uint32_t to)
+{
+	float k[256], v[256];
+
+	for (uint32_t p = from; p < to; p++)
+		for (uint32_t l = 0; l < f->lay.n_layers; l++) {
+			row_of(f, tag, p, l, 0, k);
+			row_of(f, tag, p, l, 1, v);
+			EXPECT(kvfpga_kvseq_write(s, l, p, k, v) == 0, "write pos %u layer %u", p,
+			       l);
+		}
+}
+
+/* The element at the documented offset, read straight from the arena. */
+static float raw_elem(const struct fx *f, int32_t block, uint32_t layer, uint32_t kv, uint32_t head,
+                      uint32_t slot, uint32_t d)
+{
+	const struct kvfpga_kvcache_layout *l = &f->lay;
+	uint64_t esz = l->dtype == KVFPGA_KVCACHE_F32 ? 4 : 2;
+	uint64_t block_bytes =
+	        (uint64_t)l->n_layers * 2 * l->n_kv_heads * l->block_size * l->head_dim * esz;
+	uint64_t off = ((((uint64_t)layer * 2 + kv) * l->n_kv_heads + head) * l->block_size +
+	                slot) * l->head_dim +
+	               d;
+	const uint8_t *p = f->base + (uint64_t)block * block_bytes + off * esz;
+
+	if (esz == 4) {
+		float x;
+
+		memcpy(&x, p, 4);
+		return x;
+	}
+	uint16_t h;
+
+	memcpy(&h, p, 2);
+	return kvfpga_kvcache_f16_to_f32(h);
+}
+
+/* Every K/V element of positions [from, to) of s, read from the arena, equals val(tag, ...). */
+static void check_all(const struct fx *f, const struct kvfpga_kvseq *s, uint32_t tag, uint32_t from,
+                      uint32_t to)
+{
+	int32_t table[512];
+	uint32_t nb;
+
+	ck_assert_int_eq(kvfpga_kvseq_block_table(s, table, 512, &nb), 0);
+	for (uint32_t p = from; p < to; p++)
+		for (uint32_t l = 0; l < f->lay.n_layers; l++)
+			for (uint32_t kv = 0; kv < 2; kv++)
+				for (uint32_t h = 0; h < f->lay.n_kv_heads; h++)
+					for (uint32_t d = 0; d < f->lay.head_dim; d++) {
+						float got =
+						        raw_elem(f, table[p / f->lay.block_size], l,
+						                 kv, h, p % f->lay.block_size, d);
+						float want = val(tag, p, l, kv, h, d);
+
+						EXPECT(got == want,
+						       "pos %u layer %u kv %u head %u d %u: "
+						       "%g != %g",
+						       p, l, kv, h, d, got, want);
+					}
+}
+
+static void make_tokens(int32_t *t, uint32_t n, int32_t start)
+{
+	for (uint32_t i = 0; i < n; i++)
+		t[i] = start + (int32_t)i;
+}
+
+static uint32_t n_blocks_of(const struct kvfpga_kvseq *s)
+{
+	uint32_t nb;
+
+	ck_assert_int_eq(kvfpga_kvseq_block_table(s, NULL, 0, &nb), 0);
+	return nb;
+}
+
+static int32_t block_at(const struct kvfpga_kvseq *s, uint32_t i)
+{
+	int32_t table[512];
+	uint32_t nb;
+
+	ck_assert_int_eq(kvfpga_kvseq_block_table(s, table, 512, &nb), 0);
+	ck_assert_uint_lt(i, nb);
+	return table[i];
+}
+
+static uint32_t lookup(struct fx *f, uint64_t salt, const int32_t *t, uint32_t n)
+{
+	uint32_t got = UINT32_MAX;
+
+	ck_assert_int_eq(kvfpga_kvcache_prefix_lookup(f->kc, salt, t, n, &got), 0);
+	return got;
+}
+
+/* A sequence holding tokens t[0..n) with K/V written (tag) and committed. */
+static struct kvfpga_kvseq *computed_seq(struct fx *f, uint64_t salt, const int32_t *t, uint32_t n,
+                                         uint32_t tag)
+{
+	struct kvfpga_kvseq *s;
+	uint32_t cached = UINT32_MAX;
+
+	ck_assert_int_eq(kvfpga_kvseq_create(f->kc, salt, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, n, &cached), 0);
+	write_all(f, s, tag, cached, n);
+	ck_assert_int_eq(kvfpga_kvseq_commit(s, n), 0);
+	return s;
+}
+
+/* ---- configuration ---- */
+
+START_TEST(test_config_defaults)
+{
+	struct kvfpga_kvcache_config cfg;
+
+	memset(&cfg, 0xa5, sizeof(cfg));
+	ck_assert_int_eq(kvfpga_kvcache_config_init(&cfg), 0);
+	ck_assert_uint_eq(cfg.block_size, 16);
+	ck_assert_int_eq(cfg.dtype, KVFPGA_KVCACHE_F16);
+	ck_assert_uint_eq(cfg.flags, 0);
+	ck_assert_uint_eq(cfg.n_layers, 0);
+	ck_assert_uint_eq(cfg.n_blocks, 0);
+	ck_assert_uint_eq(cfg.mem_bytes, 0);
+	ck_assert_int_eq(kvfpga_kvcache_config_init(NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_create_bad_args)
+{
+	struct kvfpga_device *dev = open_dev(16ull << 20);
+	struct kvfpga_kvcache_config good, cfg;
+	struct kvfpga_kvcache *kc = (struct kvfpga_kvcache *)&good; /* must stay untouched */
+	struct kvfpga_kvcache *const sentinel = kc;
+
+	kvfpga_kvcache_config_init(&good);
+	good.n_layers = 2;
+	good.n_kv_heads = 2;
+	good.head_dim = 8;
+	good.n_blocks = 4;
+
+	ck_assert_int_eq(kvfpga_kvcache_create(NULL, &good, &kc), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, NULL, &kc), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &good, NULL), -EINVAL);
+
+	const uint32_t bad_bs[] = { 0, 3, 12, 512, 1024, 100 };
+
+	for (size_t i = 0; i < sizeof(bad_bs) / sizeof(bad_bs[0]); i++) {
+		cfg = good;
+		cfg.block_size = bad_bs[i];
+		ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	}
+	cfg = good;
+	cfg.n_layers = 0;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	cfg = good;
+	cfg.n_kv_heads = 0;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	cfg = good;
+	cfg.head_dim = 0;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	cfg = good;
+	cfg.dtype = (enum kvfpga_kvcache_dtype)0;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	cfg.dtype = (enum kvfpga_kvcache_dtype)7;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	cfg = good;
+	cfg.flags = 1u << 5;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	/* Capacity: none, below one block, above INT32_MAX blocks. */
+	cfg = good;
+	cfg.n_blocks = 0;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	cfg.mem_bytes = 2 * 2 * 2 * 16 * 8 * 2 - 1; /* one byte short of a block */
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	cfg.n_blocks = 0x80000000u;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EINVAL);
+	/* Block size overflowing 64 bits. */
+	cfg = good;
+	cfg.n_layers = cfg.n_kv_heads = cfg.head_dim = 0xffffffffu;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), -EOVERFLOW);
+	/* Arena larger than the card: the device's error, nothing leaked (ASan). */
+	cfg = good;
+	cfg.n_blocks = 1u << 20;
+	ck_assert_int_lt(kvfpga_kvcache_create(dev, &cfg, &kc), 0);
+	ck_assert_ptr_eq(kc, sentinel);
+
+	kvfpga_kvcache_destroy(NULL);
+	kvfpga_device_close(dev);
+}
+END_TEST
+
+START_TEST(test_capacity_from_bytes)
+{
+	struct kvfpga_device *dev = open_dev(16ull << 20);
+	struct kvfpga_kvcache_config cfg;
+	struct kvfpga_kvcache *kc;
+	struct kvfpga_kvcache_layout lay;
+	struct kvfpga_kvcache_stats st;
+	const uint64_t block_bytes = 3ull * 2 * 2 * 8 * 4 * 2; /* f16 */
+
+	kvfpga_kvcache_config_init(&cfg);
+	cfg.n_layers = 3;
+	cfg.n_kv_heads = 2;
+	cfg.head_dim = 4;
+	cfg.block_size = 8;
+	cfg.mem_bytes = 10 * block_bytes + block_bytes - 1;
+	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), 0);
+	ck_assert_int_eq(kvfpga_kvcache_get_layout(kc, &lay), 0);
+	ck_assert_uint_eq(lay.block_bytes, block_bytes);
+	ck_assert_uint_eq(lay.n_blocks, 10);
+	ck_assert_uint_eq(lay.arena_bytes, 10 * block_bytes);
+	ck_assert_int_eq(kvfpga_kvcache_get_stats(kc, &st), 0);
+	ck_assert_uint_eq(st.blocks_total, 10);
+	ck_assert_uint_eq(st.blocks_free, 10);
+	ck_assert_uint_eq(st.bytes_per_token, block_bytes / 8);
+	ck_assert_int_eq(kvfpga_kvcache_get_layout(kc, NULL), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_get_layout(NULL, &lay), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_get_stats(NULL, &st), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_get_stats(kc, NULL), -EINVAL);
+	kvfpga_kvcache_destroy(kc);
+	kvfpga_device_close(dev);
+}
+END_TEST
+
+START_TEST(test_layout_strides)
+{
+	struct fx f;
+	struct kvfpga_kvcache_arena ar;
+	const enum kvfpga_kvcache_dtype dt = _i ? KVFPGA_KVCACHE_F32 : KVFPGA_KVCACHE_F16;
+	const uint64_t esz = _i ? 4 : 2;
+
+	fx_open(&f, 3, 2, 8, 32, dt, 5, 0);
+	ck_assert_uint_eq(f.lay.n_layers, 3);
+	ck_assert_uint_eq(f.lay.n_kv_heads, 2);
+	ck_assert_uint_eq(f.lay.head_dim, 8);
+	ck_assert_uint_eq(f.lay.block_size, 32);
+	ck_assert_uint_eq(f.lay.elem_size, esz);
+	ck_assert_uint_eq(f.lay.slot_stride, 8);
+	ck_assert_uint_eq(f.lay.head_stride, 32 * 8);
+	ck_assert_uint_eq(f.lay.kv_stride, 2 * 32 * 8);
+	ck_assert_uint_eq(f.lay.layer_stride, 2 * 2 * 32 * 8);
+	ck_assert_uint_eq(f.lay.block_elems, 3 * 2 * 2 * 32 * 8);
+	ck_assert_uint_eq(f.lay.block_bytes, 3 * 2 * 2 * 32 * 8 * esz);
+	ck_assert_uint_eq(f.lay.arena_bytes, 5 * f.lay.block_bytes);
+	ck_assert_uint_eq(f.lay.bytes_per_token, f.lay.block_bytes / 32);
+	ck_assert_int_eq(kvfpga_kvcache_get_arena(f.kc, &ar), 0);
+	ck_assert_ptr_nonnull(ar.bo);
+	ck_assert_ptr_nonnull(ar.base);
+	ck_assert_uint_ge(ar.bo_size, f.lay.arena_bytes);
+	ck_assert_uint_eq(ar.bo_size, kvfpga_bo_size(ar.bo));
+	ck_assert_uint_eq(ar.card_addr, kvfpga_bo_card_addr(ar.bo));
+	ck_assert_uint_eq(ar.block_bytes, f.lay.block_bytes);
+	ck_assert_int_eq(kvfpga_kvcache_get_arena(NULL, &ar), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_get_arena(f.kc, NULL), -EINVAL);
+	fx_close(&f);
+}
+END_TEST
+
+/* Values land exactly at the documented offsets, for several shapes and both dtypes. */
+START_TEST(test_layout_offsets)
+{
+	static const uint32_t shapes[][4] = {
+		/* layers, heads, head_dim, block_size */
+		{ 1, 1, 1, 1 }, { 2, 3, 4, 4 }, { 3, 2, 8, 16 }, { 1, 4, 2, 256 }, { 4, 1, 16, 2 },
+	};
+	const enum kvfpga_kvcache_dtype dt = _i ? KVFPGA_KVCACHE_F32 : KVFPGA_KVCACHE_F16;
+
+	for (size_t c = 0; c < sizeof(shapes) / sizeof(shapes[0]); c++) {
+		struct fx f;
+		struct kvfpga_kvseq *s;
+		uint32_t bs = shapes[c][3], n = 2 * bs + bs / 2 + 1;
+		int32_t t[700];
+
+		fx_open(&f, shapes[c][0], shapes[c][1], shapes[c][2], bs, dt, 8, 0);
+		make_tokens(t, n, 100);
+		ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+		ck_assert_int_eq(kvfpga_kvseq_append(s, t, n, NULL), 0);
+		write_all(&f, s, 3, 0, n);
+		check_all(&f, s, 3, 0, n);
+		/* read() returns the same values. */
+		float k[256], v[256], want[256];
+
+		for (uint32_t p = 0; p < n; p += 3) {
+			uint32_t l = p % f.lay.n_layers;
+
+			ck_assert_int_eq(kvfpga_kvseq_read(s, l, p, k, v), 0);
+			row_of(&f, 3, p, l, 0, want);
+			ck_assert_mem_eq(k, want, f.lay.n_kv_heads * f.lay.head_dim * 4);
+			row_of(&f, 3, p, l, 1, want);
+			ck_assert_mem_eq(v, want, f.lay.n_kv_heads * f.lay.head_dim * 4);
+		}
+		fx_close(&f);
+	}
+}
+END_TEST
+
+/* The worked example of docs/kvcache.md. */
+START_TEST(test_layout_doc_example)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	int32_t t[40];
+	float k[4 * 64], v[4 * 64];
+
+	/* 2 layers, 4 KV heads, head_dim 64, block_size 16, f16: block_bytes 32768. */
+	fx_open(&f, 2, 4, 64, 16, KVFPGA_KVCACHE_F16, 8, 0);
+	ck_assert_uint_eq(f.lay.block_bytes, 32768);
+	make_tokens(t, 40, 1);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 40, NULL), 0);
+	/* V of layer 1, head 2, position 37: block table[2], slot 5, element 10 = 1.5. */
+	memset(k, 0, sizeof(k));
+	memset(v, 0, sizeof(v));
+	v[2 * 64 + 10] = 1.5f;
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 1, 37, NULL, v), 0);
+	int32_t b = block_at(s, 2);
+	uint64_t byte = (uint64_t)b * 32768 + ((((1 * 2 + 1) * 4 + 2) * 16 + 5) * 64 + 10) * 2;
+
+	ck_assert_uint_eq(byte - (uint64_t)b * 32768, 29332);
+	uint16_t h;
+
+	memcpy(&h, f.base + byte, 2);
+	ck_assert_uint_eq(h, 0x3e00); /* 1.5 in binary16 */
+	fx_close(&f);
+}
+END_TEST
+
+/* ---- append / write / read ---- */
+
+START_TEST(test_append_basic)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	struct kvfpga_kvseq_info info;
+	int32_t t[100], back[100];
+	uint32_t cached = 77;
+
+	fx_open(&f, 2, 2, 4, 8, KVFPGA_KVCACHE_F32, 16, 0);
+	make_tokens(t, 100, 500);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 9, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(s, &info), 0);
+	ck_assert_uint_eq(info.len, 0);
+	ck_assert_uint_eq(info.n_blocks, 0);
+	ck_assert_uint_eq(info.salt, 9);
+
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 0, &cached), 0);
+	ck_assert_uint_eq(cached, 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 5, &cached), 0);
+	ck_assert_uint_eq(cached, 0);
+	ck_assert_uint_eq(n_blocks_of(s), 1);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t + 5, 3, NULL), 0); /* fills block 0 */
+	ck_assert_uint_eq(n_blocks_of(s), 1);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t + 8, 1, NULL), 0);
+	ck_assert_uint_eq(n_blocks_of(s), 2);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t + 9, 30, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(s, &info), 0);
+	ck_assert_uint_eq(info.len, 39);
+	ck_assert_uint_eq(info.committed, 0);
+	ck_assert_uint_eq(info.n_blocks, 5);
+	ck_assert_uint_eq(info.n_shared, 0);
+	ck_assert_int_eq(kvfpga_kvseq_tokens(s, 0, 39, back), 0);
+	ck_assert_mem_eq(back, t, 39 * sizeof(int32_t));
+	ck_assert_int_eq(kvfpga_kvseq_tokens(s, 30, 9, back), 0);
+	ck_assert_mem_eq(back, t + 30, 9 * sizeof(int32_t));
+	ck_assert_int_eq(kvfpga_kvseq_tokens(s, 30, 10, back), -ERANGE);
+	ck_assert_int_eq(kvfpga_kvseq_tokens(s, 40, 0, back), -ERANGE);
+	ck_assert_int_eq(kvfpga_kvseq_tokens(s, 39, 0, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_tokens(NULL, 0, 1, back), -EINVAL);
+
+	struct kvfpga_kvcache_stats st = stats_of(&f);
+
+	ck_assert_uint_eq(st.blocks_used, 5);
+	ck_assert_uint_eq(st.blocks_free, 11);
+	ck_assert_uint_eq(st.n_seqs, 1);
+
+	/* Distinct physical blocks. */
+	int32_t table[8];
+	uint32_t nb = 0;
+
+	ck_assert_int_eq(kvfpga_kvseq_block_table(s, table, 8, &nb), 0);
+	ck_assert_uint_eq(nb, 5);
+	for (uint32_t i = 0; i < 5; i++) {
+		ck_assert_int_ge(table[i], 0);
+		ck_assert_int_lt(table[i], 16);
+		for (uint32_t j = 0; j < i; j++)
+			ck_assert_int_ne(table[i], table[j]);
+	}
+	/* A short buffer gets the first entries and the full count. */
+	int32_t two[2];
+
+	ck_assert_int_eq(kvfpga_kvseq_block_table(s, two, 2, &nb), 0);
+	ck_assert_uint_eq(nb, 5);
+	ck_assert_int_eq(two[0], table[0]);
+	ck_assert_int_eq(two[1], table[1]);
+
+	write_all(&f, s, 1, 0, 39);
+	check_all(&f, s, 1, 0, 39);
+	kvfpga_kvseq_free(s);
+	st = stats_of(&f);
+	ck_assert_uint_eq(st.blocks_free, 16);
+	ck_assert_uint_eq(st.n_seqs, 0);
+	kvfpga_kvseq_free(NULL);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_seq_bad_args)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s, *out = NULL;
+	struct kvfpga_kvseq_info info;
+	int32_t t[4] = { 1, 2, 3, 4 }, ids[4];
+	uint32_t n;
+	float row[8] = { 0 };
+
+	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_F16, 4, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(NULL, 0, &s), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, NULL), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(NULL, t, 1, NULL), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, NULL, 1, NULL), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, NULL, 0, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 3, NULL), 0);
+
+	ck_assert_int_eq(kvfpga_kvseq_write(NULL, 0, 0, row, row), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 0, NULL, NULL), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 2, 0, row, row), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 3, row, row), -ERANGE);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 1000, row, row), -ERANGE);
+	ck_assert_int_eq(kvfpga_kvseq_write_range(s, 0, 1, 3, row, row, 0), -ERANGE);
+	ck_assert_int_eq(kvfpga_kvseq_write_range(s, 0, 2, 0xffffffffu, row, row, 0), -ERANGE);
+	ck_assert_int_eq(kvfpga_kvseq_write_range(s, 0, 0, 1, row, row, 7), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_write_range(s, 0, 0, 0, row, row, 0), 0);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 2, row, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 1, 2, NULL, row), 0);
+
+	ck_assert_int_eq(kvfpga_kvseq_read(NULL, 0, 0, row, row), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_read(s, 2, 0, row, row), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_read(s, 0, 3, row, row), -ERANGE);
+
+	ck_assert_int_eq(kvfpga_kvseq_commit(NULL, 0), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_commit(s, 4), -ERANGE);
+	ck_assert_int_eq(kvfpga_kvseq_truncate(NULL, 0), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_truncate(s, 4), -ERANGE);
+	ck_assert_int_eq(kvfpga_kvseq_fork(NULL, &out), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_fork(s, NULL), -EINVAL);
+	ck_assert_ptr_null(out);
+	ck_assert_int_eq(kvfpga_kvseq_block_table(NULL, ids, 4, &n), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_block_table(s, NULL, 4, &n), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_block_table(s, ids, 4, NULL), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(NULL, &info), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(s, NULL), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_prefix_lookup(NULL, 0, t, 4, &n), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_prefix_lookup(f.kc, 0, NULL, 4, &n), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_prefix_lookup(f.kc, 0, t, 4, NULL), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_verify(NULL), -EINVAL);
+
+	/* Nothing above changed the sequence. */
+	ck_assert_int_eq(kvfpga_kvseq_get_info(s, &info), 0);
+	ck_assert_uint_eq(info.len, 3);
+	ck_assert_uint_eq(info.committed, 0);
+	ck_assert_uint_eq(info.n_blocks, 1);
+	ck_assert_uint_eq(stats_of(&f).blocks_used, 1);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_write_range_stride)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	int32_t t[20];
+	const uint32_t row = 2 * 4, stride = 3 * row; /* rows inside a fused [q|k|v] buffer */
+	float fused[20 * 3 * 8];
+
+	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_F32, 8, 0);
+	make_tokens(t, 20, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 20, NULL), 0);
+	for (uint32_t l = 0; l < 2; l++) {
+		for (uint32_t p = 0; p < 20; p++) {
+			for (uint32_t i = 0; i < row; i++)
+				fused[p * stride + i] = -1.0f; /* q: never stored */
+			row_of(&f, 4, p, l, 0, fused + p * stride + row);
+			row_of(&f, 4, p, l, 1, fused + p * stride + 2 * row);
+		}
+		/* Positions 3..17 span four blocks. */
+		ck_assert_int_eq(kvfpga_kvseq_write_range(s, l, 3, 15, fused + 3 * stride + row,
+		                                          fused + 3 * stride + 2 * row, stride),
+		                 0);
+		ck_assert_int_eq(
+		        kvfpga_kvseq_write_range(s, l, 0, 3, fused + row, fused + 2 * row, stride),
+		        0);
+		ck_assert_int_eq(kvfpga_kvseq_write_range(s, l, 18, 2, fused + 18 * stride + row,
+		                                          fused + 18 * stride + 2 * row, stride),
+		                 0);
+	}
+	check_all(&f, s, 4, 0, 20);
+	/* Packed rows (stride 0). */
+	float k[3 * 8], v[3 * 8];
+
+	for (uint32_t p = 0; p < 3; p++) {
+		row_of(&f, 5, 10 + p, 1, 0, k + p * row);
+		row_of(&f, 5, 10 + p, 1, 1, v + p * row);
+	}
+	ck_assert_int_eq(kvfpga_kvseq_write_range(s, 1, 10, 3, k, v, 0), 0);
+	float got[8];
+
+	ck_assert_int_eq(kvfpga_kvseq_read(s, 1, 11, got, NULL), 0);
+	ck_assert_mem_eq(got, k + row, sizeof(got));
+	ck_assert_int_eq(kvfpga_kvseq_read(s, 1, 12, NULL, got), 0);
+	ck_assert_mem_eq(got, v + 2 * row, sizeof(got));
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_f16_storage_rounds)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	int32_t t[1] = { 5 };
+	/* 1 + 2^-11 is a tie between 1 and 1 + 2^-10: rounds to even (1). */
+	float k[2] = { 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f }, got[2];
+
+	fx_open(&f, 1, 1, 2, 1, KVFPGA_KVCACHE_F16, 2, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 1, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 0, k, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_read(s, 0, 0, got, NULL), 0);
+	ck_assert(got[0] == 1.0f);
+	ck_assert(got[1] == 1.0f + 4 * 0x1p-11f);
+	fx_close(&f);
+}
+END_TEST
+
+/* ---- commit, truncate ---- */
+
+START_TEST(test_commit_rules)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	struct kvfpga_kvseq_info info;
+	int32_t t[12];
+	float row[4] = { 0 };
+
+	fx_open(&f, 1, 1, 4, 4, KVFPGA_KVCACHE_F32, 8, 0);
+	make_tokens(t, 12, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 10, NULL), 0);
+	write_all(&f, s, 0, 0, 10);
+	ck_assert_int_eq(kvfpga_kvseq_commit(s, 6), 0);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(s, &info), 0);
+	ck_assert_uint_eq(info.committed, 6);
+	ck_assert_uint_eq(stats_of(&f).blocks_published, 1);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 5, row, row), -EPERM);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 0, row, row), -EPERM);
+	ck_assert_int_eq(kvfpga_kvseq_write_range(s, 0, 5, 3, row, row, 0), -EPERM);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 6, row, row), 0);
+	ck_assert_int_eq(kvfpga_kvseq_commit(s, 3), 0); /* below: no-op */
+	ck_assert_int_eq(kvfpga_kvseq_get_info(s, &info), 0);
+	ck_assert_uint_eq(info.committed, 6);
+	ck_assert_uint_eq(info.n_shared, 1); /* the published block */
+	ck_assert_int_eq(kvfpga_kvseq_commit(s, 10), 0);
+	ck_assert_uint_eq(stats_of(&f).blocks_published, 2);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_truncate)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	struct kvfpga_kvseq_info info;
+	int32_t t[20], back[20];
+
+	fx_open(&f, 2, 1, 4, 4, KVFPGA_KVCACHE_F32, 8, 0);
+	make_tokens(t, 20, 40);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 14, NULL), 0);
+	write_all(&f, s, 1, 0, 14);
+	ck_assert_uint_eq(stats_of(&f).blocks_free, 4);
+	ck_assert_int_eq(kvfpga_kvseq_truncate(s, 15), -ERANGE);
+	ck_assert_int_eq(kvfpga_kvseq_truncate(s, 14), 0);
+	ck_assert_int_eq(kvfpga_kvseq_truncate(s, 9), 0);
+	ck_assert_uint_eq(n_blocks_of(s), 3);
+	ck_assert_uint_eq(stats_of(&f).blocks_free, 5);
+	ck_assert_int_eq(kvfpga_kvseq_truncate(s, 8), 0);
+	ck_assert_uint_eq(n_blocks_of(s), 2);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 8, (float[4]){ 0 }, NULL), -ERANGE);
+	check_all(&f, s, 1, 0, 8);
+	/* Regrow with other tokens. */
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t + 10, 5, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_tokens(s, 0, 13, back), 0);
+	ck_assert_mem_eq(back, t, 8 * sizeof(int32_t));
+	ck_assert_mem_eq(back + 8, t + 10, 5 * sizeof(int32_t));
+	write_all(&f, s, 1, 8, 13);
+	check_all(&f, s, 1, 0, 13);
+	ck_assert_int_eq(kvfpga_kvseq_truncate(s, 0), 0);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(s, &info), 0);
+	ck_assert_uint_eq(info.len, 0);
+	ck_assert_uint_eq(info.n_blocks, 0);
+	ck_assert_uint_eq(stats_of(&f).blocks_free, 8);
+	fx_close(&f);
+}
+END_TEST
+
+/* Truncating into a published block keeps it cached; the next append copies it. */
+START_TEST(test_truncate_into_published)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	struct kvfpga_kvseq_info info;
+	int32_t t[14];
+
+	fx_open(&f, 2, 2, 2, 4, KVFPGA_KVCACHE_F16, 8, 0);
+	make_tokens(t, 14, 7);
+	s = computed_seq(&f, 0, t, 14, 2);
+	ck_assert_uint_eq(stats_of(&f).blocks_published, 3);
+	int32_t b1 = block_at(s, 1);
+
+	ck_assert_int_eq(kvfpga_kvseq_truncate(s, 6), 0);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(s, &info), 0);
+	ck_assert_uint_eq(info.committed, 6);
+	ck_assert_uint_eq(info.n_blocks, 2);
+	ck_assert_uint_eq(stats_of(&f).blocks_cached, 1); /* block 2 */
+	ck_assert_uint_eq(stats_of(&f).blocks_free, 5);   /* plus the partial block 3 */
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 5, (float[4]){ 0 }, NULL), -EPERM);
+	int32_t other[1] = { 999 };
+
+	ck_assert_int_eq(kvfpga_kvseq_append(s, other, 1, NULL), 0);
+	ck_assert_int_ne(block_at(s, 1), b1);             /* private copy */
+	ck_assert_uint_eq(stats_of(&f).blocks_cached, 2); /* old block 1 stays cached */
+	check_all(&f, s, 2, 0, 6);
+	write_all(&f, s, 2, 6, 7);
+	check_all(&f, s, 2, 0, 7);
+	/* The original chain is still found. */
+	ck_assert_uint_eq(lookup(&f, 0, t, 14), 12);
+	fx_close(&f);
+}
+END_TEST
+
+/* ---- fork / copy-on-write ---- */
+
+static void snapshot(const struct fx *f, const struct kvfpga_kvseq *s, uint8_t *buf)
+{
+	uint32_t nb = n_blocks_of(s);
+
+	for (uint32_t i = 0; i < nb; i++)
+		memcpy(buf + i * f->lay.block_bytes, f->base + block_at(s, i) * f->lay.block_bytes,
+		       f->lay.block_bytes);
+}
+
+static void assert_same_bytes(const struct fx *f, const struct kvfpga_kvseq *s, const uint8_t *buf)
+{
+	uint32_t nb = n_blocks_of(s);
+
+	for (uint32_t i = 0; i < nb; i++)
+		ck_assert_msg(memcmp(buf + i * f->lay.block_bytes,
+		                     f->base + block_at(s, i) * f->lay.block_bytes,
+		                     f->lay.block_bytes) == 0,
+		              "block %u of the parent changed", i);
+}
+
+START_TEST(test_fork_cow)
+{
+	struct fx f;
+	struct kvfpga_kvseq *p, *c;
+	struct kvfpga_kvseq_info info;
+	int32_t t[16], back[16];
+	static uint8_t snap[8 * 4096];
+	float k[8], v[8];
+
+	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_F32, 12, 0);
+	ck_assert_uint_le(f.lay.block_bytes * 4, sizeof(snap));
+	make_tokens(t, 16, 300);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 5, &p), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(p, t, 10, NULL), 0);
+	write_all(&f, p, 1, 0, 10);
+
+	ck_assert_int_eq(kvfpga_kvseq_fork(p, &c), 0);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(c, &info), 0);
+	ck_assert_uint_eq(info.len, 10);
+	ck_assert_uint_eq(info.salt, 5);
+	ck_assert_uint_eq(info.n_blocks, 3);
+	ck_assert_uint_eq(info.n_shared, 2);
+	ck_assert_int_eq(block_at(c, 0), block_at(p, 0));
+	ck_assert_int_eq(block_at(c, 1), block_at(p, 1));
+	ck_assert_int_ne(block_at(c, 2), block_at(p, 2));
+	ck_assert_uint_eq(stats_of(&f).cow_copies, 1);
+	ck_assert_uint_eq(stats_of(&f).blocks_used, 4);
+	check_all(&f, c, 1, 0, 10);
+	ck_assert_int_eq(kvfpga_kvseq_tokens(c, 0, 10, back), 0);
+	ck_assert_mem_eq(back, t, 10 * sizeof(int32_t));
+
+	/* Writes and appends on the fork leave the parent's bytes alone. */
+	snapshot(&f, p, snap);
+	write_all(&f, c, 2, 8, 10); /* its private partial block */
+	ck_assert_int_eq(kvfpga_kvseq_append(c, t + 10, 3, NULL), 0);
+	write_all(&f, c, 2, 10, 13);
+	write_all(&f, c, 2, 2, 3); /* shared block 0: copied first */
+	ck_assert_int_ne(block_at(c, 0), block_at(p, 0));
+	ck_assert_int_eq(block_at(c, 1), block_at(p, 1));
+	assert_same_bytes(&f, p, snap);
+	check_all(&f, p, 1, 0, 10);
+	check_all(&f, c, 1, 0, 2);
+	check_all(&f, c, 2, 2, 3);
+	check_all(&f, c, 1, 3, 8);
+	check_all(&f, c, 2, 8, 13);
+	ck_assert_int_eq(kvfpga_kvseq_tokens(p, 0, 10, back), 0);
+	ck_assert_mem_eq(back, t, 10 * sizeof(int32_t));
+
+	/* And writes on the parent leave the fork alone. */
+	snapshot(&f, c, snap);
+	row_of(&f, 3, 5, 1, 0, k);
+	row_of(&f, 3, 5, 1, 1, v);
+	ck_assert_int_eq(kvfpga_kvseq_write(p, 1, 5, k, v), 0); /* shared block 1 */
+	ck_assert_int_ne(block_at(c, 1), block_at(p, 1));
+	assert_same_bytes(&f, c, snap);
+	ck_assert_int_eq(kvfpga_kvseq_read(p, 1, 5, k, NULL), 0);
+	ck_assert(k[3] == val(3, 5, 1, 0, 0, 3));
+	ck_assert_uint_eq(stats_of(&f).cow_copies, 3);
+
+	/* Forking a block-aligned sequence shares everything. */
+	struct kvfpga_kvseq *a, *b;
+
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &a), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(a, t, 8, NULL), 0);
+	write_all(&f, a, 4, 0, 8);
+	ck_assert_int_eq(kvfpga_kvseq_fork(a, &b), 0);
+	ck_assert_uint_eq(stats_of(&f).cow_copies, 3);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t + 8, 1, NULL), 0);
+	ck_assert_uint_eq(n_blocks_of(a), 2);
+	ck_assert_uint_eq(n_blocks_of(b), 3);
+	kvfpga_kvseq_free(p); /* the fork lives on */
+	check_all(&f, c, 1, 3, 5);
+	check_all(&f, c, 2, 8, 13);
+	kvfpga_kvseq_free(a);
+	check_all(&f, b, 4, 0, 8);
+	ck_assert_int_eq(kvfpga_kvcache_verify(f.kc), 0);
+	kvfpga_kvseq_free(b);
+	kvfpga_kvseq_free(c);
+	ck_assert_uint_eq(stats_of(&f).blocks_free, 12);
+	fx_close(&f);
+}
+END_TEST
+
+/* ---- prefix caching ---- */
+
+START_TEST(test_prefix_hit_after_free)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a, *b;
+	struct kvfpga_kvseq_info info;
+	struct kvfpga_kvcache_stats st;
+	int32_t t[14], ta[4];
+	uint32_t cached = 0;
+
+	fx_open(&f, 2, 2, 4, 4, _i ? KVFPGA_KVCACHE_F32 : KVFPGA_KVCACHE_F16, 8, 0);
+	make_tokens(t, 14, 1000);
+	ck_assert_uint_eq(lookup(&f, 7, t, 14), 0);
+	a = computed_seq(&f, 7, t, 14, 1);
+	ck_assert_int_eq(kvfpga_kvseq_block_table(a, ta, 4, &cached), 0);
+	st = stats_of(&f);
+	ck_assert_uint_eq(st.blocks_published, 3);
+	ck_assert_uint_eq(st.prefix_hit_blocks, 0);
+	ck_assert_uint_eq(st.prefix_miss_blocks, 3);
+	ck_assert_uint_eq(st.prefix_miss_tokens, 14);
+	ck_assert_uint_eq(lookup(&f, 7, t, 14), 12);
+	ck_assert_uint_eq(lookup(&f, 7, t, 13), 12);
+	ck_assert_uint_eq(lookup(&f, 7, t, 12), 8); /* the last token is left to compute */
+	ck_assert_uint_eq(lookup(&f, 7, t, 1), 0);
+	ck_assert_uint_eq(lookup(&f, 7, t, 0), 0);
+	ck_assert_uint_eq(lookup(&f, 8, t, 14), 0); /* other salt */
+	st = stats_of(&f);
+	ck_assert_uint_eq(st.prefix_miss_blocks, 3); /* lookups count nothing */
+	kvfpga_kvseq_free(a);
+	st = stats_of(&f);
+	ck_assert_uint_eq(st.blocks_cached, 3);
+	ck_assert_uint_eq(st.blocks_used, 0);
+	ck_assert_uint_eq(st.blocks_free, 5);
+	ck_assert_uint_eq(lookup(&f, 7, t, 14), 12);
+
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 7, &b), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 14, &cached), 0);
+	ck_assert_uint_eq(cached, 12);
+	for (uint32_t i = 0; i < 3; i++)
+		ck_assert_int_eq(block_at(b, i), ta[i]);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(b, &info), 0);
+	ck_assert_uint_eq(info.len, 14);
+	ck_assert_uint_eq(info.committed, 12);
+	check_all(&f, b, 1, 0, 12);
+	ck_assert_int_eq(kvfpga_kvseq_write(b, 0, 11, (float[8]){ 0 }, NULL), -EPERM);
+	write_all(&f, b, 1, 12, 14);
+	check_all(&f, b, 1, 0, 14);
+	st = stats_of(&f);
+	ck_assert_uint_eq(st.prefix_hit_blocks, 3);
+	ck_assert_uint_eq(st.prefix_hit_tokens, 12);
+	ck_assert_uint_eq(st.prefix_miss_blocks, 3);
+	ck_assert_uint_eq(st.prefix_miss_tokens, 16);
+	ck_assert_uint_eq(st.blocks_cached, 0);
+	ck_assert_uint_eq(st.blocks_used, 4);
+
+	/* A diverging prompt reuses the common full blocks only. */
+	int32_t u[14];
+	struct kvfpga_kvseq *c;
+
+	memcpy(u, t, sizeof(u));
+	u[9] = -5;
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 7, &c), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(c, u, 14, &cached), 0);
+	ck_assert_uint_eq(cached, 8);
+	ck_assert_int_eq(block_at(c, 1), ta[1]);
+	ck_assert_int_ne(block_at(c, 2), ta[2]);
+	kvfpga_kvseq_free(c);
+	kvfpga_kvseq_free(b);
+	fx_close(&f);
+}
+END_TEST
+
+/* A sequence whose committed tokens fill published blocks picks up cached continuations. */
+START_TEST(test_prefix_multi_turn)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a, *d;
+	int32_t t[14];
+	uint32_t cached = 0;
+
+	fx_open(&f, 1, 1, 4, 4, KVFPGA_KVCACHE_F32, 12, 0);
+	make_tokens(t, 14, 50);
+	a = computed_seq(&f, 0, t, 14, 1);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &d), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(d, t, 8, &cached), 0);
+	ck_assert_uint_eq(cached, 4);
+	int32_t own = block_at(d, 1);
+
+	write_all(&f, d, 1, 4, 8);
+	ck_assert_int_eq(kvfpga_kvseq_commit(d, 8), 0);
+	/* Its block 1 equals a's: replaced by the cached one, its own freed. */
+	ck_assert_int_eq(block_at(d, 1), block_at(a, 1));
+	ck_assert_int_ne(block_at(d, 1), own);
+	/* Next turn: block 2 is cached too. */
+	ck_assert_int_eq(kvfpga_kvseq_append(d, t + 8, 6, &cached), 0);
+	ck_assert_uint_eq(cached, 4);
+	ck_assert_int_eq(block_at(d, 2), block_at(a, 2));
+	check_all(&f, d, 1, 0, 12);
+	/* Not aligned: no reuse. */
+	ck_assert_int_eq(kvfpga_kvseq_append(d, t, 9, &cached), 0);
+	ck_assert_uint_eq(cached, 0);
+	fx_close(&f);
+}
+END_TEST
+
+/* Two sequences computed the same prompt: the second commit adopts the first one's blocks. */
+START_TEST(test_commit_dedup)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a, *b, *b2;
+	int32_t t[9];
+	uint32_t cached;
+
+	fx_open(&f, 1, 2, 2, 4, KVFPGA_KVCACHE_F16, 12, 0);
+	make_tokens(t, 9, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &a), 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &b), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(a, t, 9, &cached), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 9, &cached), 0);
+	ck_assert_uint_eq(cached, 0);
+	write_all(&f, a, 1, 0, 9);
+	write_all(&f, b, 1, 0, 9);
+	ck_assert_int_eq(kvfpga_kvseq_fork(b, &b2), 0); /* b2 shares b's two full blocks */
+	ck_assert_int_eq(kvfpga_kvseq_commit(a, 9), 0);
+	ck_assert_uint_eq(stats_of(&f).blocks_used, 7); /* 3 + 3 + b2's partial copy */
+	/* b's blocks are shared with b2: they stay private. */
+	ck_assert_int_eq(kvfpga_kvseq_commit(b, 9), 0);
+	ck_assert_int_ne(block_at(b, 0), block_at(a, 0));
+	ck_assert_uint_eq(stats_of(&f).blocks_published, 2);
+	kvfpga_kvseq_free(b2);
+	ck_assert_int_eq(kvfpga_kvseq_commit(b, 9), 0); /* no-op: already committed */
+	ck_assert_int_ne(block_at(b, 0), block_at(a, 0));
+	kvfpga_kvseq_truncate(b, 8);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t + 8, 1, NULL), 0);
+	write_all(&f, b, 1, 8, 9);
+	ck_assert_int_eq(kvfpga_kvseq_commit(b, 9), 0);
+	ck_assert_int_eq(block_at(b, 0), block_at(a, 0));
+	ck_assert_int_eq(block_at(b, 1), block_at(a, 1));
+	ck_assert_int_ne(block_at(b, 2), block_at(a, 2));
+	ck_assert_uint_eq(stats_of(&f).blocks_used, 4);
+	ck_assert_uint_eq(stats_of(&f).blocks_published, 2);
+	check_all(&f, b, 1, 0, 9);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_prefix_caching_disabled)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a, *b;
+	int32_t t[12];
+	uint32_t cached = 1;
+
+	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_F32, 8, KVFPGA_KVCACHE_NO_PREFIX_CACHING);
+	make_tokens(t, 12, 0);
+	a = computed_seq(&f, 0, t, 12, 1);
+	ck_assert_uint_eq(stats_of(&f).blocks_published, 0);
+	ck_assert_uint_eq(lookup(&f, 0, t, 12), 0);
+	kvfpga_kvseq_free(a);
+	ck_assert_uint_eq(stats_of(&f).blocks_free, 8);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &b), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 12, &cached), 0);
+	ck_assert_uint_eq(cached, 0);
+	ck_assert_uint_eq(stats_of(&f).prefix_hit_blocks + stats_of(&f).prefix_miss_blocks, 0);
+	fx_close(&f);
+}
+END_TEST
+
+/* LRU across chains, deepest block first within a chain; evicted only when needed. */
+START_TEST(test_eviction_order)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a, *b, *c, *d, *e;
+	int32_t ta[13], tb[9], tc[9], te[12];
+	uint32_t cached;
+
+	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_F16, 6, 0);
+	make_tokens(ta, 13, 100);
+	make_tokens(tb, 9, 200);
+	make_tokens(tc, 9, 300);
+	make_tokens(te, 12, 400);
+	a = computed_seq(&f, 0, ta, 13, 1); /* 3 published + partial */
+	kvfpga_kvseq_free(a);               /* LRU: a2 a1 a0 */
+	b = computed_seq(&f, 0, tb, 9, 2);  /* 3 free blocks, no eviction */
+	ck_assert_uint_eq(stats_of(&f).evictions, 0);
+	ck_assert_uint_eq(lookup(&f, 0, ta, 13), 12);
+	kvfpga_kvseq_free(b); /* LRU: a2 a1 a0 b1 b0 */
+	ck_assert_uint_eq(stats_of(&f).blocks_cached, 5);
+
+	/* 3 blocks: the free one, then a2 and a1. */
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &c), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(c, tc, 9, &cached), 0);
+	ck_assert_uint_eq(stats_of(&f).evictions, 2);
+	ck_assert_uint_eq(lookup(&f, 0, ta, 13), 4);
+	ck_assert_uint_eq(lookup(&f, 0, tb, 9), 8);
+
+	/* Touch a0 (reuse it), release it: now the most recently used. */
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &d), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(d, ta, 5, &cached), 0); /* evicts b1 for token 4 */
+	ck_assert_uint_eq(cached, 4);
+	ck_assert_uint_eq(stats_of(&f).evictions, 3);
+	ck_assert_uint_eq(lookup(&f, 0, tb, 9), 4);
+	kvfpga_kvseq_free(d); /* LRU: b0 a0 */
+	kvfpga_kvseq_free(c); /* c's blocks were never committed: freed */
+	ck_assert_uint_eq(stats_of(&f).blocks_free, 4);
+	ck_assert_uint_eq(stats_of(&f).blocks_cached, 2);
+
+	/* 5 blocks: 4 free, then b0; a0 survives. */
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &e), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(e, te, 12, &cached), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(e, te, 5, &cached), 0);
+	ck_assert_uint_eq(stats_of(&f).evictions, 4);
+	ck_assert_uint_eq(lookup(&f, 0, tb, 9), 0);
+	ck_assert_uint_eq(lookup(&f, 0, ta, 13), 4);
+	fx_close(&f);
+}
+END_TEST
+
+/* ---- out of memory ---- */
+
+struct frozen {
+	struct kvfpga_kvcache_stats st;
+	struct kvfpga_kvseq_info info;
+	int32_t table[64];
+	uint32_t nb;
+};
+
+static void freeze(struct fx *f, const struct kvfpga_kvseq *s, struct frozen *z)
+{
+	memset(z, 0, sizeof(*z));
+	z->st = stats_of(f);
+	ck_assert_int_eq(kvfpga_kvseq_get_info(s, &z->info), 0);
+	ck_assert_int_eq(kvfpga_kvseq_block_table(s, z->table, 64, &z->nb), 0);
+}
+
+static void assert_unchanged(struct fx *f, const struct kvfpga_kvseq *s, const struct frozen *z)
+{
+	struct frozen now;
+
+	freeze(f, s, &now);
+	ck_assert_mem_eq(&now.st, &z->st, sizeof(now.st));
+	ck_assert_mem_eq(&now.info, &z->info, sizeof(now.info));
+	ck_assert_uint_eq(now.nb, z->nb);
+	ck_assert_mem_eq(now.table, z->table, sizeof(now.table));
+	ck_assert_int_eq(kvfpga_kvcache_verify(f->kc), 0);
+}
+
+START_TEST(test_enospc_nothing_changes)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a, *b, *fa, *out = NULL;
+	struct frozen za, zb;
+	int32_t t[40];
+	float row[4] = { 1, 2, 3, 4 };
+
+	fx_open(&f, 1, 1, 4, 4, KVFPGA_KVCACHE_F32, 4, 0);
+	make_tokens(t, 40, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &a), 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &b), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(a, t, 16, NULL), 0);
+	write_all(&f, a, 1, 0, 16);
+
+	freeze(&f, b, &zb);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 1, NULL), -ENOSPC);
+	assert_unchanged(&f, b, &zb);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 17, NULL), -ENOSPC); /* beyond the arena */
+	assert_unchanged(&f, b, &zb);
+	freeze(&f, a, &za);
+	ck_assert_int_eq(kvfpga_kvseq_append(a, t, 1, NULL), -ENOSPC);
+	assert_unchanged(&f, a, &za);
+
+	/* A block-aligned fork needs no block; a partial one does. */
+	ck_assert_int_eq(kvfpga_kvseq_fork(a, &fa), 0);
+	ck_assert_int_eq(kvfpga_kvseq_truncate(a, 15), 0);
+	freeze(&f, a, &za);
+	ck_assert_int_eq(kvfpga_kvseq_fork(a, &out), -ENOSPC);
+	ck_assert_ptr_null(out);
+	assert_unchanged(&f, a, &za);
+	/* Copy-on-write of a shared block needs one too (bulk write: all or nothing). */
+	ck_assert_int_eq(kvfpga_kvseq_write(a, 0, 14, row, row), -ENOSPC);
+	ck_assert_int_eq(kvfpga_kvseq_write_range(a, 0, 10, 5, row, row, 0), -ENOSPC);
+	assert_unchanged(&f, a, &za);
+	check_all(&f, a, 1, 0, 15);
+	check_all(&f, fa, 1, 0, 16);
+
+	/* Recovery. */
+	kvfpga_kvseq_free(fa);
+	ck_assert_int_eq(kvfpga_kvseq_write(a, 0, 14, row, row), 0);
+	ck_assert_int_eq(kvfpga_kvseq_truncate(a, 8), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 8, NULL), 0);
+	write_all(&f, b, 2, 0, 8);
+	check_all(&f, b, 2, 0, 8);
+	check_all(&f, a, 1, 0, 8);
+	fx_close(&f);
+}
+END_TEST
+
+/* Blocks being reused cannot also be evicted to make room for the rest. */
+START_TEST(test_enospc_with_reuse)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a, *b;
+	struct frozen zb;
+	int32_t t[17];
+	uint32_t cached = 99;
+
+	fx_open(&f, 1, 1, 4, 4, KVFPGA_KVCACHE_F32, 4, 0);
+	make_tokens(t, 17, 0);
+	a = computed_seq(&f, 0, t, 9, 1); /* 2 published + partial */
+	kvfpga_kvseq_free(a);
+	ck_assert_uint_eq(stats_of(&f).blocks_cached, 2);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &b), 0);
+	freeze(&f, b, &zb);
+	/* Reuses 2, needs 3 more, only 2 other blocks exist. */
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 17, &cached), -ENOSPC);
+	ck_assert_uint_eq(cached, 99);
+	assert_unchanged(&f, b, &zb);
+	ck_assert_uint_eq(lookup(&f, 0, t, 17), 8);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 16, &cached), 0);
+	ck_assert_uint_eq(cached, 8);
+	check_all(&f, b, 1, 0, 8);
+	fx_close(&f);
+}
+END_TEST
+
+/* ---- block tables ---- */
+
+START_TEST(test_batch_table)
+{
+	struct fx f, g;
+	struct kvfpga_kvseq *s[3], *foreign;
+	int32_t t[20], table[3 * 6], lens[3];
+
+	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_F16, 16, 0);
+	fx_open(&g, 1, 1, 2, 4, KVFPGA_KVCACHE_F16, 4, 0);
+	make_tokens(t, 20, 0);
+	const uint32_t n[3] = { 20, 0, 5 };
+
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(kvfpga_kvseq_create(f.kc, (uint64_t)i, &s[i]), 0);
+		ck_assert_int_eq(kvfpga_kvseq_append(s[i], t, n[i], NULL), 0);
+	}
+	ck_assert_int_eq(kvfpga_kvseq_create(g.kc, 0, &foreign), 0);
+
+	memset(table, 0x55, sizeof(table));
+	ck_assert_int_eq(kvfpga_kvcache_batch_table(f.kc, s, 3, 4, table, lens), -ERANGE);
+	ck_assert_int_eq(table[0], 0x55555555);
+	ck_assert_int_eq(kvfpga_kvcache_batch_table(f.kc, s, 3, 6, table, lens), 0);
+	for (int i = 0; i < 3; i++) {
+		uint32_t nb = n_blocks_of(s[i]);
+
+		ck_assert_int_eq(lens[i], (int32_t)n[i]);
+		for (uint32_t j = 0; j < 6; j++)
+			ck_assert_int_eq(table[i * 6 + j], j < nb ? block_at(s[i], j) : -1);
+	}
+	struct kvfpga_kvseq *mixed[2] = { s[0], foreign };
+
+	ck_assert_int_eq(kvfpga_kvcache_batch_table(f.kc, mixed, 2, 6, table, lens), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_batch_table(NULL, s, 3, 6, table, lens), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_batch_table(f.kc, NULL, 3, 6, table, lens), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_batch_table(f.kc, s, 3, 6, NULL, lens), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_batch_table(f.kc, s, 3, 6, table, NULL), -EINVAL);
+	ck_assert_int_eq(kvfpga_kvcache_batch_table(f.kc, s, 0, 6, NULL, NULL), 0);
+	fx_close(&g);
+	fx_close(&f);
+}
+END_TEST
+
+/* Destroying the cache frees live sequences (ASan reports any leak). */
+START_TEST(test_destroy_with_live_seqs)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a, *b;
+	int32_t t[10];
+
+	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_F16, 8, 0);
+	make_tokens(t, 10, 0);
+	a = computed_seq(&f, 0, t, 10, 1);
+	ck_assert_int_eq(kvfpga_kvseq_fork(a, &b), 0);
+	ck_assert_uint_eq(stats_of(&f).n_seqs, 2);
+	fx_close(&f);
+}
+END_TEST
+
+/* ---- hash ---- */
+
+static uint64_t ref_hash(uint64_t parent, uint64_t salt, const int32_t *t, uint32_t n)
+{
+	uint8_t buf[16 + 4 * 256];
+
+	for (int i = 0; i < 8; i++) {
+		buf[i] = (uint8_t)(parent >> (8 * i));
+		buf[8 + i] = (uint8_t)(salt >> (8 * i));
+	}
+	for (uint32_t j = 0; j < n; j++)
+		for (int i = 0; i < 4; i++)
+			buf[16 + 4 * j + i] = (uint8_t)((uint32_t)t[j] >> (8 * i));
+	return XXH64(buf, 16 + 4 * (size_t)n, 0);
+}
+
+START_TEST(test_block_hash)
+{
+	int32_t t[256];
+	const int32_t odd[4] = { -1, 0, 7, 2147483647 };
+
+	make_tokens(t, 256, 1);
+	/* The vectors of docs/kvcache.md (checked with xxhsum -H1 on the serialised bytes). */
+	ck_assert_uint_eq(kvfpga_kvcache_block_hash(0, 0, t, 16), 0x08675bf5d7d0fbe4ull);
+	ck_assert_uint_eq(kvfpga_kvcache_block_hash(0x0123456789abcdefull, 42, odd, 4),
+	                  0x82d4bda6ebff6bfaull);
+	for (uint32_t bs = 1; bs <= 256; bs *= 2)
+		ck_assert_uint_eq(kvfpga_kvcache_block_hash(99, 3, t, bs), ref_hash(99, 3, t, bs));
+	uint64_t h = kvfpga_kvcache_block_hash(1, 2, t, 16);
+
+	ck_assert_uint_ne(h, kvfpga_kvcache_block_hash(0, 2, t, 16));
+	ck_assert_uint_ne(h, kvfpga_kvcache_block_hash(1, 3, t, 16));
+	t[15]++;
+	ck_assert_uint_ne(h, kvfpga_kvcache_block_hash(1, 2, t, 16));
+	t[15]--;
+	int32_t tmp = t[0];
+
+	t[0] = t[1];
+	t[1] = tmp;
+	ck_assert_uint_ne(h, kvfpga_kvcache_block_hash(1, 2, t, 16));
+}
+END_TEST
+
+/* The published hashes form the documented chain. */
+START_TEST(test_hash_chain_links_blocks)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a;
+	int32_t t[12];
+
+	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_F32, 8, 0);
+	make_tokens(t, 12, 0);
+	a = computed_seq(&f, 77, t, 12, 1);
+	/* verify() recomputes every published block's hash from its parent's. */
+	ck_assert_int_eq(kvfpga_kvcache_verify(f.kc), 0);
+	/* A chain is found only from its first block: the same tokens later in a prompt miss. */
+	int32_t shifted[13];
+
+	shifted[0] = -1;
+	memcpy(shifted + 1, t, sizeof(t));
+	ck_assert_uint_eq(lookup(&f, 77, shifted, 13), 0);
+	ck_assert_uint_eq(lookup(&f, 77, t + 4, 8), 0);
+	ck_assert_uint_eq(lookup(&f, 77, t, 12), 8);
+	kvfpga_kvseq_free(a);
+	fx_close(&f);
+}
+END_TEST
+
+/* ---- binary16 conversion ---- */
+
+static float f_of_bits(uint32_t b)
+{
+	float x;
+
+	memcpy(&x, &b, 4);
+	return x;
+}
+
+START_TEST(test_f16_roundtrip_all)
+{
+	for (uint32_t h = 0; h < 65536; h++) {
+		float x = kvfpga_kvcache_f16_to_f32((uint16_t)h);
+		uint16_t back = kvfpga_kvcache_f16_from_f32(x);
+
+		if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) {
+			/* Still a quiet NaN of the same sign. */
+			EXPECT(isnan(x) && (back & 0x7e00) == 0x7e00 &&
+			               (back & 0x8000) == (h & 0x8000),
+			       "NaN 0x%04x -> 0x%04x", h, back);
+		} else {
+			EXPECT(back == h, "0x%04x -> %a -> 0x%04x", h, x, back);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_f16_specials)
+{
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(0.0f), 0x0000);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(-0.0f), 0x8000);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(1.0f), 0x3c00);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(-2.0f), 0xc000);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(65504.0f), 0x7bff);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(65519.996f), 0x7bff);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(65520.0f), 0x7c00);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(1e10f), 0x7c00);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(-INFINITY), 0xfc00);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(FLT_MAX), 0x7c00);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(NAN) & 0x7e00, 0x7e00);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(0x1p-14f), 0x0400); /* smallest normal */
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(0x1p-24f), 0x0001); /* smallest subnormal */
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(0x1p-25f), 0x0000); /* tie -> even 0 */
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(0x1.000002p-25f), 0x0001);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(0x3p-25f), 0x0002); /* 1.5 ulp: tie -> 2 */
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(0x5p-25f), 0x0002); /* 2.5 ulp: tie -> 2 */
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(0x7ffp-25f),
+	                  0x0400); /* 1023.5: up to normal */
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(FLT_MIN), 0x0000);
+	ck_assert_uint_eq(kvfpga_kvcache_f16_from_f32(-0x1p-149f), 0x8000);
+	ck_assert(kvfpga_kvcache_f16_to_f32(0x0001) == 0x1p-24f);
+	ck_assert(kvfpga_kvcache_f16_to_f32(0x7bff) == 65504.0f);
+	ck_assert(kvfpga_kvcache_f16_to_f32(0xfc00) == -INFINITY);
+	ck_assert(signbit(kvfpga_kvcache_f16_to_f32(0x8000)));
+}
+END_TEST
+
+/* Every tie between neighbouring halves goes to the even one, and one float ulp either side goes to
+ * the nearer one. */
+START_TEST(test_f16_ties_to_even)
+{
+	for (uint32_t h = 0; h < 0x7bff; h++) {
+		for (uint32_t sign = 0; sign <= 0x8000; sign += 0x8000) {
+			float lo = kvfpga_kvcache_f16_to_f32((uint16_t)(h | sign));
+			float hi = kvfpga_kvcache_f16_to_f32((uint16_t)((h + 1) | sign));
+			float mid = (lo + hi) / 2; /* exact: 12 significant bits */
+			uint16_t even = (uint16_t)(((h & 1) ? h + 1 : h) | sign);
+
+			EXPECT(kvfpga_kvcache_f16_from_f32(mid) == even, "tie after 0x%04x",
+			       h | sign);
+			EXPECT(kvfpga_kvcache_f16_from_f32(nextafterf(mid, lo)) == (h | sign),
+			       "below the tie after 0x%04x", h | sign);
+			EXPECT(kvfpga_kvcache_f16_from_f32(nextafterf(mid, hi)) == ((h + 1) | sign),
+			       "above the tie after 0x%04x", h | sign);
+		}
+	}
+}
+END_TEST
+
+/* Random floats: the result is a nearest half (checked against its neighbours in double). */
+START_TEST(test_f16_random_nearest)
+{
+	uint64_t state = 12345;
+
+	for (int i = 0; i < 1000000; i++) {
+		state = state * 6364136223846793005ull + 1442695040888963407ull;
+		/* Exponents around the binary16 range. */
+		uint32_t bits = (uint32_t)(state >> 32);
+		uint32_t exp = 96 + (uint32_t)((state >> 20) % 50);
+
+		bits = (bits & 0x807fffffu) | (exp << 23);
+		float x = f_of_bits(bits);
+		uint16_t h = kvfpga_kvcache_f16_from_f32(x);
+		double err = fabs((double)kvfpga_kvcache_f16_to_f32(h) - x);
+
+		if (fabs(x) >= 65520.0) {
+			EXPECT((h & 0x7fff) == 0x7c00, "%a -> 0x%04x", x, h);
+			continue;
+		}
+		EXPECT((h & 0x7fff) != 0x7c00, "%a -> 0x%04x", x, h);
+		if ((h & 0x7fff) != 0x7bff) {
+			double up = fabs((double)kvfpga_kvcache_f16_to_f32((uint16_t)(h + 1)) - x);
+
+			EXPECT(err <= up, "%a -> 0x%04x", x, h);
+		}
+		if ((h & 0x7fff) != 0) {
+			double down =
+			        fabs((double)kvfpga_kvcache_f16_to_f32((uint16_t)(h - 1)) - x);
+
+			EXPECT(err <= down, "%a -> 0x%04x", x, h);
+		}
+#if defined(__FLT16_MAX__) && defined(__GNUC__) && !defined(__clang__)
+		_Float16 ref = (_Float16)x;
+		uint16_t rb;
+
+		memcpy(&rb, &ref, 2);
+		EXPECT(h == rb, "%a -> 0x%04x, _Float16 0x%04x", x, h, rb);
+#endif
+	}
+}
+END_TEST
+
+static Suite *kvcache_suite(void)
+{
+	Suite *s = suite_create("kvcache");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_config_defaults);
+	tcase_add_test(tc, test_create_bad_args);
+	tcase_add_test(tc, test_capacity_from_bytes);
+	tcase_add_loop_test(tc, test_layout_strides, 0, 2);
+	tcase_add_loop_test(tc, test_layout_offsets, 0, 2);
+	tcase_add_test(tc, test_layout_doc_example);
+	tcase_add_test(tc, test_append_basic);
+	tcase_add_test(tc, test_seq_bad_args);
+	tcase_add_test(tc, test_write_range_stride);
+	tcase_add_test(tc, test_f16_storage_rounds);
+	tcase_add_test(tc, test_commit_rules);
+	tcase_add_test(tc, test_truncate);
+	tcase_add_test(tc, test_truncate_into_published);
+	tcase_add_test(tc, test_fork_cow);
+	tcase_add_loop_test(tc, test_prefix_hit_after_free, 0, 2);
+	tcase_add_test(tc, test_prefix_multi_turn);
+	tcase_add_test(tc, test_commit_dedup);
+	tcase_add_test(tc, test_prefix_caching_disabled);
+	tcase_add_test(tc, test_eviction_order);
+	tcase_add_test(tc, test_enospc_nothing_changes);
+	tcase_add_test(tc, test_enospc_with_reuse);
+	tcase_add_test(tc, test_batch_table);
+	tcase_add_test(tc, test_destroy_with_live_seqs);
+	tcase_add_test(tc, test_block_hash);
+	tcase_add_test(tc, test_hash_chain_links_blocks);
+	tcase_add_test(tc, test_f16_roundtrip_all);
+	tcase_add_test(tc, test_f16_specials);
+	tcase_add_test(tc, test_f16_ties_to_even);
+	tcase_add_test(tc, test_f16_random_nearest);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(kvcache_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
