@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -311,36 +312,42 @@ struct mm_job {
 	size_t nt;
 	struct mm_task task[3];
 	int n_task;
-	/* SwiGLU: task 0 (gate -> h1) and task 1 (up -> h3) share each worker's rows. */
+	/* SwiGLU: task 0 (gate -> h1) and task 1 (up -> h3) share each chunk's rows. */
 	int swiglu;
+	uint64_t total_rows, chunk_rows, n_chunks;
+	atomic_uint_fast64_t next_chunk;
 };
 
-/* Worker @i's share of @rows, in whole register tiles. */
-static void split_rows(uint64_t rows, uint32_t i, uint32_t n, uint64_t *lo, uint64_t *hi)
+/*
+ * Chunks are handed out dynamically rather than one fixed share per
+ * worker: when another process takes a core, the worker still running
+ * picks up the rest instead of everyone waiting for the preempted one.
+ */
+static void mm_prepare(struct mm_job *job, uint32_t n_workers)
 {
-	uint64_t tiles = (rows + KVF_MATMUL_ROW_TILE - 1) / KVF_MATMUL_ROW_TILE;
+	uint64_t per_worker;
 
-	*lo = tiles * i / n * KVF_MATMUL_ROW_TILE;
-	*hi = tiles * (i + 1) / n * KVF_MATMUL_ROW_TILE;
-	if (*hi > rows)
-		*hi = rows;
-	if (*lo > rows)
-		*lo = rows;
+	job->total_rows = 0;
+	for (int i = 0; i < (job->swiglu ? 1 : job->n_task); i++)
+		job->total_rows += job->task[i].w->rows;
+	/* About 8 chunks per worker, in whole register tiles. */
+	per_worker = (job->total_rows + 8ull * n_workers - 1) / (8ull * n_workers);
+	job->chunk_rows =
+	        (per_worker + KVF_MATMUL_ROW_TILE - 1) / KVF_MATMUL_ROW_TILE * KVF_MATMUL_ROW_TILE;
+	if (job->chunk_rows < 16)
+		job->chunk_rows = 16;
+	job->n_chunks = (job->total_rows + job->chunk_rows - 1) / job->chunk_rows;
+	atomic_init(&job->next_chunk, 0);
 }
 
-static void mm_worker(void *arg, uint32_t worker, uint32_t n_workers)
+static void mm_chunk(struct mm_job *job, uint64_t lo, uint64_t hi, float *scratch)
 {
-	struct mm_job *job = arg;
 	struct kvfpga_infer *inf = job->inf;
-	float *scratch = inf->scratch + worker * inf->scratch_stride;
-	uint64_t lo, hi, base = 0;
+	uint64_t base = 0;
 
 	if (job->swiglu) {
 		const uint32_t hidden = job->task[0].w->rows;
 
-		split_rows(hidden, worker, n_workers, &lo, &hi);
-		if (lo >= hi)
-			return;
 		for (int i = 0; i < 2; i++) {
 			const struct mm_task *t = &job->task[i];
 
@@ -355,13 +362,6 @@ static void mm_worker(void *arg, uint32_t worker, uint32_t n_workers)
 		}
 		return;
 	}
-	{
-		uint64_t total = 0;
-
-		for (int i = 0; i < job->n_task; i++)
-			total += job->task[i].w->rows;
-		split_rows(total, worker, n_workers, &lo, &hi);
-	}
 	for (int i = 0; i < job->n_task; i++) {
 		const struct mm_task *t = &job->task[i];
 		uint64_t a = lo > base ? lo - base : 0;
@@ -372,6 +372,29 @@ static void mm_worker(void *arg, uint32_t worker, uint32_t n_workers)
 			                  t->y, t->ys, t->accumulate, scratch);
 		base += t->w->rows;
 	}
+}
+
+static void mm_worker(void *arg, uint32_t worker, uint32_t n_workers)
+{
+	struct mm_job *job = arg;
+	float *scratch = job->inf->scratch + worker * job->inf->scratch_stride;
+	uint64_t c;
+
+	(void)n_workers;
+	while ((c = atomic_fetch_add_explicit(&job->next_chunk, 1, memory_order_relaxed)) <
+	       job->n_chunks) {
+		uint64_t lo = c * job->chunk_rows;
+		uint64_t hi = lo + job->chunk_rows < job->total_rows ? lo + job->chunk_rows
+		                                                     : job->total_rows;
+
+		mm_chunk(job, lo, hi, scratch);
+	}
+}
+
+static void mm_run(struct mm_job *job)
+{
+	mm_prepare(job, kvf_pool_size(job->inf->pool));
+	kvf_pool_run(job->inf->pool, mm_worker, job);
 }
 
 static void rmsnorm(float *out, const float *x, const float *w, uint32_t n, float eps)
@@ -484,7 +507,7 @@ int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in 
 		job.task[0] = (struct mm_task){ &ly->wq, inf->xb, c->dim, inf->q, c->dim, 0 };
 		job.task[1] = (struct mm_task){ &ly->wk, inf->xb, c->dim, inf->k, inf->kv_dim, 0 };
 		job.task[2] = (struct mm_task){ &ly->wv, inf->xb, c->dim, inf->v, inf->kv_dim, 0 };
-		kvf_pool_run(inf->pool, mm_worker, &job);
+		mm_run(&job);
 		for (size_t t = 0; t < n; t++) {
 			const float *cs = inf->rope_cs + t * 2 * half;
 
@@ -502,7 +525,7 @@ int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in 
 
 		job.n_task = 1;
 		job.task[0] = (struct mm_task){ &ly->wo, inf->att, c->dim, inf->x, c->dim, 1 };
-		kvf_pool_run(inf->pool, mm_worker, &job);
+		mm_run(&job);
 
 		for (size_t t = 0; t < n; t++)
 			rmsnorm(inf->xb + t * c->dim, inf->x + t * c->dim, ly->rms_ffn, c->dim,
@@ -513,13 +536,13 @@ int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in 
 		        (struct mm_task){ &ly->w1, inf->xb, c->dim, inf->h1, c->hidden_dim, 0 };
 		job.task[1] =
 		        (struct mm_task){ &ly->w3, inf->xb, c->dim, inf->h3, c->hidden_dim, 0 };
-		kvf_pool_run(inf->pool, mm_worker, &job);
+		mm_run(&job);
 
 		job.n_task = 1;
 		job.swiglu = 0;
 		job.task[0] =
 		        (struct mm_task){ &ly->w2, inf->h1, c->hidden_dim, inf->x, c->dim, 1 };
-		kvf_pool_run(inf->pool, mm_worker, &job);
+		mm_run(&job);
 	}
 
 	if (n_out) {
@@ -530,7 +553,7 @@ int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in 
 			        m->rms_final, c->dim, c->rms_eps);
 		job.task[0] =
 		        (struct mm_task){ &m->wcls, inf->xb, c->dim, logits, c->vocab_size, 0 };
-		kvf_pool_run(inf->pool, mm_worker, &job);
+		mm_run(&job);
 	}
 
 	for (size_t i = 0; i < n_runs; i++)

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +178,8 @@ struct attend_job {
 	size_t n_runs;
 	const float *q;
 	float *out;
+	uint64_t n_tasks;
+	atomic_uint_fast64_t next_task;
 };
 
 /* One (query row, head) task: softmax(q . K[0..p]) . V[0..p]. */
@@ -222,24 +225,21 @@ static void attend_worker(void *arg, uint32_t worker, uint32_t n_workers)
 	struct host_attn *h = job->h;
 	const uint32_t nh = h->shape.n_heads, hd = h->shape.head_dim;
 	float *scores = h->scores + (size_t)worker * h->shape.max_seq_len;
-	size_t task = 0;
+	uint64_t task;
 
-	/* Tasks are (row, head) pairs dealt round-robin: causal rows differ in cost. */
-	for (size_t i = 0; i < job->n_runs; i++) {
-		const struct kvfpga_attn_run *run = &job->runs[i];
-		const struct host_seq *s = &h->seqs[run->seq];
+	(void)n_workers;
+	/* (row, head) tasks handed out one by one: causal rows differ in cost. */
+	while ((task = atomic_fetch_add_explicit(&job->next_task, 1, memory_order_relaxed)) <
+	       job->n_tasks) {
+		uint64_t row = task / nh;
+		uint32_t head = (uint32_t)(task % nh);
+		const struct kvfpga_attn_run *run = job->runs;
 
-		for (uint32_t p = run->p0; p < run->p1; p++) {
-			size_t row = run->row + (p - run->p0);
-
-			for (uint32_t head = 0; head < nh; head++, task++) {
-				if (task % n_workers != worker)
-					continue;
-				attend_one(h, s, job->layer, p, head,
-				           job->q + row * nh * hd + (size_t)head * hd,
-				           job->out + row * nh * hd + (size_t)head * hd, scores);
-			}
-		}
+		while (row >= run->row + (run->p1 - run->p0))
+			run++;
+		attend_one(h, &h->seqs[run->seq], job->layer, run->p0 + (uint32_t)(row - run->row),
+		           head, job->q + row * nh * hd + (size_t)head * hd,
+		           job->out + row * nh * hd + (size_t)head * hd, scores);
 	}
 }
 
@@ -247,11 +247,21 @@ static int host_attend(void *state, uint32_t layer, const struct kvfpga_attn_run
                        size_t n_runs, const float *q, float *out)
 {
 	struct host_attn *h = state;
-	struct attend_job job = { h, layer, runs, n_runs, q, out };
+	struct attend_job job = {
+		.h = h, .layer = layer, .runs = runs, .n_runs = n_runs, .q = q, .out = out
+	};
 	int ret = check_runs(h, runs, n_runs);
 
 	if (ret || layer >= h->shape.n_layers)
 		return ret ? ret : -EINVAL;
+	/* Rows must tile the batch run after run, as the forward pass lays them out. */
+	for (size_t i = 0; i < n_runs; i++) {
+		if (runs[i].row != job.n_tasks)
+			return -EINVAL;
+		job.n_tasks += runs[i].p1 - runs[i].p0;
+	}
+	job.n_tasks *= h->shape.n_heads;
+	atomic_init(&job.next_task, 0);
 	kvf_pool_run(h->pool, attend_worker, &job);
 	return 0;
 }

@@ -45,6 +45,19 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/*
+ * Pause while spinning; after a while also yield, so that a spinning
+ * thread does not keep a preempted partner (or another process) off a
+ * busy machine's cores.
+ */
+static inline void relax(unsigned spins)
+{
+	if (spins < 4096)
+		cpu_relax();
+	else
+		sched_yield();
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -68,7 +81,7 @@ static void *worker_main(void *p)
 
 			while ((gen = atomic_load_explicit(&pool->generation,
 			                                   memory_order_acquire)) == seen) {
-				cpu_relax();
+				relax(spins);
 				if (++spins % 1024 == 0 && now_ns() - start > SPIN_NS)
 					break;
 			}
@@ -176,6 +189,7 @@ void kvf_pool_run(struct kvf_pool *pool, kvf_pool_fn fn, void *arg)
 		pthread_cond_broadcast(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
 	fn(arg, 0, pool->n);
-	while (atomic_load_explicit(&pool->pending, memory_order_acquire))
-		cpu_relax();
+	for (unsigned spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire);
+	     spins++)
+		relax(spins);
 }
