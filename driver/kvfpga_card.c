@@ -25,7 +25,7 @@ static int kvfpga_card_check(struct kvfpga_device *kdev, const struct kvfpga_car
 	u32 i, j;
 
 	if (le32_to_cpu(d->magic) != KVFPGA_DESC_MAGIC) {
-		dev_err(dev, "no card descriptor (magic %#010x, want %#010x)\n",
+		dev_err(dev, "card descriptor missing (magic %#010x, want %#010x)\n",
 			le32_to_cpu(d->magic), KVFPGA_DESC_MAGIC);
 		return -ENODEV;
 	}
