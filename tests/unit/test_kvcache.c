@@ -1146,19 +1146,22 @@ END_TEST
 START_TEST(test_enospc_with_reuse)
 {
 	struct fx f;
-	struct kvfpga_kvseq *a, *b;
+	struct kvfpga_kvseq *a, *b, *c;
 	struct frozen zb;
-	int32_t t[17];
+	int32_t t[17], other[4] = { -1, -2, -3, -4 };
 	uint32_t cached = 99;
 
-	fx_open(&f, 1, 1, 4, 4, KVFPGA_KVCACHE_F32, 4, 0);
+	fx_open(&f, 1, 1, 4, 4, KVFPGA_KVCACHE_F32, 5, 0);
 	make_tokens(t, 17, 0);
 	a = computed_seq(&f, 0, t, 9, 1); /* 2 published + partial */
 	kvfpga_kvseq_free(a);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &c), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(c, other, 4, NULL), 0); /* holds 1 block */
 	ck_assert_uint_eq(stats_of(&f).blocks_cached, 2);
+	ck_assert_uint_eq(stats_of(&f).blocks_free, 2);
 	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &b), 0);
 	freeze(&f, b, &zb);
-	/* Reuses 2, needs 3 more, only 2 other blocks exist. */
+	/* 17 tokens = 5 blocks: reuses 2, needs 3 more, but only 2 others can be had. */
 	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 17, &cached), -ENOSPC);
 	ck_assert_uint_eq(cached, 99);
 	assert_unchanged(&f, b, &zb);
@@ -1166,6 +1169,53 @@ START_TEST(test_enospc_with_reuse)
 	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 16, &cached), 0);
 	ck_assert_uint_eq(cached, 8);
 	check_all(&f, b, 1, 0, 8);
+	ck_assert_uint_eq(stats_of(&f).blocks_free, 0);
+	fx_close(&f);
+}
+END_TEST
+
+/*
+ * A published block whose parent was evicted is not found through the block
+ * that replaced its parent: s rewrote block 0 after forking (copy-on-write),
+ * the fork published the original chain and went away, block 0 was evicted
+ * and reused for other tokens while block 1 stays held by s.
+ */
+START_TEST(test_stale_parent_link)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s, *t2, *u, *v;
+	int32_t t[9], d[9];
+	uint32_t cached;
+
+	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_F32, 5, 0);
+	make_tokens(t, 9, 10);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 9, NULL), 0);
+	write_all(&f, s, 1, 0, 9);
+	ck_assert_int_eq(kvfpga_kvseq_fork(s, &t2), 0);
+	int32_t x0 = block_at(s, 0), x1 = block_at(s, 1);
+
+	write_all(&f, s, 1, 0, 1); /* copy-on-write of block 0 */
+	ck_assert_int_ne(block_at(s, 0), x0);
+	ck_assert_int_eq(kvfpga_kvseq_commit(t2, 8), 0);
+	kvfpga_kvseq_free(t2); /* x0 cached (LRU), x1 still held by s */
+	ck_assert_uint_eq(stats_of(&f).blocks_cached, 1);
+	ck_assert_uint_eq(lookup(&f, 0, t, 9), 8);
+
+	/* Block 0 goes to tokens d, which then take its place as a first block. */
+	memcpy(d, t, sizeof(d));
+	d[0] = 999;
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &v), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(v, d, 1, NULL), 0); /* takes the free block */
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &u), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(u, d, 4, &cached), 0);
+	ck_assert_uint_eq(stats_of(&f).evictions, 1);
+	ck_assert_int_eq(block_at(u, 0), x0);
+	write_all(&f, u, 2, 0, 4);
+	ck_assert_int_eq(kvfpga_kvseq_commit(u, 4), 0);
+	ck_assert_uint_eq(lookup(&f, 0, d, 9), 4); /* d's block 0 only, never x1 */
+	ck_assert_uint_eq(lookup(&f, 0, t, 9), 0);
+	ck_assert_int_eq(block_at(s, 1), x1);
 	fx_close(&f);
 }
 END_TEST
@@ -1447,6 +1497,7 @@ static Suite *kvcache_suite(void)
 	tcase_add_test(tc, test_eviction_order);
 	tcase_add_test(tc, test_enospc_nothing_changes);
 	tcase_add_test(tc, test_enospc_with_reuse);
+	tcase_add_test(tc, test_stale_parent_link);
 	tcase_add_test(tc, test_batch_table);
 	tcase_add_test(tc, test_destroy_with_live_seqs);
 	tcase_add_test(tc, test_block_hash);
