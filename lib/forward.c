@@ -31,7 +31,7 @@ struct kvfpga_infer {
 	uint32_t kv_dim;
 	const struct kvf_kernels *kern;
 	struct kvf_pool *pool;
-	const struct kvfpga_attn_ops *ops;
+	const struct kvfpga_infer_attn_ops *ops;
 	void *attn;
 	uint32_t max_batch, max_seq_len, max_seqs;
 	struct seq_slot *seqs;
@@ -42,7 +42,7 @@ struct kvfpga_infer {
 	size_t scratch_stride;
 	double *inv_freq; /* [head_dim / 2] */
 	float *rope_cs;   /* [max_batch][head_dim / 2][2]: cos, sin at each token's position */
-	struct kvfpga_attn_run *runs;
+	struct kvfpga_infer_attn_run *runs;
 	uint32_t *out_rows;
 	uint64_t forward_calls, tokens, attn_ns, total_ns;
 };
@@ -63,7 +63,7 @@ void kvfpga_infer_opts_init(struct kvfpga_infer_opts *opts)
 	opts->n_threads = 1;
 	opts->max_batch = DEFAULT_MAX_BATCH;
 	opts->max_seqs = DEFAULT_MAX_SEQS;
-	opts->kv_type = KVFPGA_KV_F32;
+	opts->kv_type = KVFPGA_INFER_KV_F32;
 	opts->kernels = KVFPGA_KERNELS_AUTO;
 }
 
@@ -130,7 +130,7 @@ int kvfpga_infer_create(const struct kvfpga_model *model, const struct kvfpga_in
 		o.max_seq_len = c->seq_len;
 	if (o.n_threads > 256 || o.max_batch > 65536 || o.max_seqs > 65536 ||
 	    o.max_seq_len > KVF_MAX_SEQ_LEN ||
-	    (o.kv_type != KVFPGA_KV_F32 && o.kv_type != KVFPGA_KV_F16) ||
+	    (o.kv_type != KVFPGA_INFER_KV_F32 && o.kv_type != KVFPGA_INFER_KV_F16) ||
 	    (o.attn_ops && (!o.attn_ops->seq_create || !o.attn_ops->seq_free ||
 	                    !o.attn_ops->write_kv || !o.attn_ops->attend))) {
 		release_attn(opts);
@@ -183,7 +183,7 @@ int kvfpga_infer_create(const struct kvfpga_model *model, const struct kvfpga_in
 	for (uint32_t i = 0; i < half; i++)
 		inf->inv_freq[i] = 1.0 / pow((double)c->rope_theta, (double)(2 * i) / c->head_dim);
 	if (!inf->ops) {
-		struct kvfpga_attn_shape shape = {
+		struct kvfpga_infer_attn_shape shape = {
 			.n_layers = c->n_layers,
 			.n_heads = c->n_heads,
 			.n_kv_heads = c->n_kv_heads,
@@ -433,7 +433,7 @@ static int plan_batch(struct kvfpga_infer *inf, const struct kvfpga_token_in *to
 
 	inf->stamp++;
 	for (size_t i = 0; i < n; i++) {
-		struct kvfpga_attn_run *r = runs ? &inf->runs[runs - 1] : NULL;
+		struct kvfpga_infer_attn_run *r = runs ? &inf->runs[runs - 1] : NULL;
 
 		if (tok[i].token >= inf->cfg.vocab_size)
 			return -EINVAL;

@@ -19,8 +19,8 @@ struct host_seq {
 };
 
 struct host_attn {
-	struct kvfpga_attn_shape shape;
-	enum kvfpga_kv_type kv_type;
+	struct kvfpga_infer_attn_shape shape;
+	enum kvfpga_infer_kv_type kv_type;
 	size_t elem; /* bytes per stored element */
 	uint32_t kv_dim;
 	uint32_t max_seqs;
@@ -42,21 +42,21 @@ static void *row_ptr(const struct host_attn *h, void *base, uint32_t layer, uint
 	       (((size_t)layer * h->shape.max_seq_len + pos) * h->kv_dim) * h->elem;
 }
 
-int kvf_host_attn_create(const struct kvfpga_attn_shape *shape, enum kvfpga_kv_type kv_type,
-                         uint32_t max_seqs, struct kvf_pool *pool, const struct kvf_kernels *kern,
-                         void **state)
+int kvf_host_attn_create(const struct kvfpga_infer_attn_shape *shape,
+                         enum kvfpga_infer_kv_type kv_type, uint32_t max_seqs,
+                         struct kvf_pool *pool, const struct kvf_kernels *kern, void **state)
 {
 	struct host_attn *h;
 	uint32_t nw = kvf_pool_size(pool);
 
-	if (kv_type != KVFPGA_KV_F32 && kv_type != KVFPGA_KV_F16)
+	if (kv_type != KVFPGA_INFER_KV_F32 && kv_type != KVFPGA_INFER_KV_F16)
 		return -EINVAL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	h->shape = *shape;
 	h->kv_type = kv_type;
-	h->elem = kv_type == KVFPGA_KV_F16 ? 2 : 4;
+	h->elem = kv_type == KVFPGA_INFER_KV_F16 ? 2 : 4;
 	h->kv_dim = shape->n_kv_heads * shape->head_dim;
 	h->max_seqs = max_seqs;
 	h->pool = pool;
@@ -134,7 +134,7 @@ static int host_seq_fork(void *state, uint32_t src, uint32_t n_tokens, uint32_t 
 	return 0;
 }
 
-static int check_runs(const struct host_attn *h, const struct kvfpga_attn_run *runs, size_t n)
+static int check_runs(const struct host_attn *h, const struct kvfpga_infer_attn_run *runs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (runs[i].seq >= h->max_seqs || !h->seqs[runs[i].seq].live ||
@@ -144,7 +144,7 @@ static int check_runs(const struct host_attn *h, const struct kvfpga_attn_run *r
 	return 0;
 }
 
-static int host_write_kv(void *state, uint32_t layer, const struct kvfpga_attn_run *runs,
+static int host_write_kv(void *state, uint32_t layer, const struct kvfpga_infer_attn_run *runs,
                          size_t n_runs, const float *k, const float *v)
 {
 	struct host_attn *h = state;
@@ -159,7 +159,7 @@ static int host_write_kv(void *state, uint32_t layer, const struct kvfpga_attn_r
 			const float *kr = k + (size_t)(runs[i].row + p - runs[i].p0) * h->kv_dim;
 			const float *vr = v + (size_t)(runs[i].row + p - runs[i].p0) * h->kv_dim;
 
-			if (h->kv_type == KVFPGA_KV_F16) {
+			if (h->kv_type == KVFPGA_INFER_KV_F16) {
 				h->kern->to_h(kr, row_ptr(h, s->k, layer, p), h->kv_dim);
 				h->kern->to_h(vr, row_ptr(h, s->v, layer, p), h->kv_dim);
 			} else {
@@ -174,7 +174,7 @@ static int host_write_kv(void *state, uint32_t layer, const struct kvfpga_attn_r
 struct attend_job {
 	struct host_attn *h;
 	uint32_t layer;
-	const struct kvfpga_attn_run *runs;
+	const struct kvfpga_infer_attn_run *runs;
 	size_t n_runs;
 	const float *q;
 	float *out;
@@ -195,8 +195,9 @@ static void attend_one(struct host_attn *h, const struct host_seq *s, uint32_t l
 
 	for (uint32_t t = 0; t <= pos; t++) {
 		const uint8_t *kr = (const uint8_t *)row_ptr(h, s->k, layer, t) + off;
-		float sc = h->kv_type == KVFPGA_KV_F16 ? kern->dot_h((const uint16_t *)kr, q, hd)
-		                                       : kern->dot((const float *)kr, q, hd);
+		float sc = h->kv_type == KVFPGA_INFER_KV_F16
+		                   ? kern->dot_h((const uint16_t *)kr, q, hd)
+		                   : kern->dot((const float *)kr, q, hd);
 
 		sc *= scale;
 		scores[t] = sc;
@@ -212,7 +213,7 @@ static void attend_one(struct host_attn *h, const struct host_seq *s, uint32_t l
 		const uint8_t *vr = (const uint8_t *)row_ptr(h, s->v, layer, t) + off;
 		float wgt = scores[t] / sum;
 
-		if (h->kv_type == KVFPGA_KV_F16)
+		if (h->kv_type == KVFPGA_INFER_KV_F16)
 			kern->axpy_h(wgt, (const uint16_t *)vr, out, hd);
 		else
 			kern->axpy(wgt, (const float *)vr, out, hd);
@@ -233,7 +234,7 @@ static void attend_worker(void *arg, uint32_t worker, uint32_t n_workers)
 	       job->n_tasks) {
 		uint64_t row = task / nh;
 		uint32_t head = (uint32_t)(task % nh);
-		const struct kvfpga_attn_run *run = job->runs;
+		const struct kvfpga_infer_attn_run *run = job->runs;
 
 		while (row >= run->row + (run->p1 - run->p0))
 			run++;
@@ -243,7 +244,7 @@ static void attend_worker(void *arg, uint32_t worker, uint32_t n_workers)
 	}
 }
 
-static int host_attend(void *state, uint32_t layer, const struct kvfpga_attn_run *runs,
+static int host_attend(void *state, uint32_t layer, const struct kvfpga_infer_attn_run *runs,
                        size_t n_runs, const float *q, float *out)
 {
 	struct host_attn *h = state;
@@ -266,7 +267,7 @@ static int host_attend(void *state, uint32_t layer, const struct kvfpga_attn_run
 	return 0;
 }
 
-static int host_stats(void *state, struct kvfpga_attn_stats *st)
+static int host_stats(void *state, struct kvfpga_infer_attn_stats *st)
 {
 	struct host_attn *h = state;
 
@@ -288,7 +289,7 @@ static void host_destroy(void *state)
 	free(h);
 }
 
-const struct kvfpga_attn_ops kvf_host_attn_ops = {
+const struct kvfpga_infer_attn_ops kvf_host_attn_ops = {
 	.name = "host",
 	.seq_create = host_seq_create,
 	.seq_fork = host_seq_fork,

@@ -22,9 +22,9 @@ uint32_t kvf_pool_size(const struct kvf_pool *pool);
 void kvf_pool_run(struct kvf_pool *pool, kvf_pool_fn fn, void *arg);
 
 /* The built-in host attention backend: contiguous per-sequence K/V in host memory. */
-extern const struct kvfpga_attn_ops kvf_host_attn_ops;
-int kvf_host_attn_create(const struct kvfpga_attn_shape *shape, enum kvfpga_kv_type kv_type,
-                         uint32_t max_seqs, struct kvf_pool *pool, const struct kvf_kernels *kern,
-                         void **state);
+extern const struct kvfpga_infer_attn_ops kvf_host_attn_ops;
+int kvf_host_attn_create(const struct kvfpga_infer_attn_shape *shape,
+                         enum kvfpga_infer_kv_type kv_type, uint32_t max_seqs,
+                         struct kvf_pool *pool, const struct kvf_kernels *kern, void **state);
 
 #endif /* KVFPGA_FORWARD_INTERNAL_H */

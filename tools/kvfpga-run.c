@@ -31,7 +31,7 @@ struct opts {
 	const char *model, *tokenizer, *prompt, *prompts_file;
 	uint32_t n_gen, threads, batch, ctx, parallel, block_size;
 	bool block_size_set, device_set, quiet;
-	enum kvfpga_kv_type kv_type;
+	enum kvfpga_infer_kv_type kv_type;
 	enum kvfpga_kernels kernels;
 	const char *attention;
 	struct kvfpga_sampler_params sp;
@@ -267,9 +267,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case O_KV:
 			if (!strcmp(optarg, "f32"))
-				o->kv_type = KVFPGA_KV_F32;
+				o->kv_type = KVFPGA_INFER_KV_F32;
 			else if (!strcmp(optarg, "f16"))
-				o->kv_type = KVFPGA_KV_F16;
+				o->kv_type = KVFPGA_INFER_KV_F16;
 			else
 				bad = 1;
 			break;
@@ -462,7 +462,7 @@ int main(int argc, char **argv)
 		        PROG
 		        ": attention on the HOST (K/V in host memory, %s); dense layers on the "
 		        "host, %u threads, %s kernels\n",
-		        o.kv_type == KVFPGA_KV_F16 ? "f16" : "f32", o.threads, ist.kernels);
+		        o.kv_type == KVFPGA_INFER_KV_F16 ? "f16" : "f32", o.threads, ist.kernels);
 		if (o.device_set || o.block_size_set)
 			fprintf(stderr, PROG ": note: --card/--cl-device/--emulate/--block-size "
 			                     "apply to the card backend and are unused here\n");

@@ -10,7 +10,7 @@
  *
  * A struct kvfpga_infer runs the forward pass: dense layers on the host
  * (a persistent thread pool, AVX2/FMA kernels when the CPU has them) and
- * attention through a pluggable backend (struct kvfpga_attn_ops): the host
+ * attention through a pluggable backend (struct kvfpga_infer_attn_ops): the host
  * backend built in here, or one keeping K/V in card memory.  A context is
  * used by one thread at a time.
  *
@@ -90,41 +90,41 @@ const char *kvfpga_dtype_name(enum kvfpga_dtype dtype);
  * 1/sqrt(head_dim), and writes out[row][n_heads * head_dim].
  * Row strides are kv_dim for k/v and n_heads*head_dim for q/out.
  */
-struct kvfpga_attn_run {
+struct kvfpga_infer_attn_run {
 	uint32_t seq;
 	uint32_t p0, p1;
 	uint32_t row;
 };
 
-struct kvfpga_attn_shape {
+struct kvfpga_infer_attn_shape {
 	uint32_t n_layers, n_heads, n_kv_heads, head_dim;
 	uint32_t max_seq_len; /* positions per sequence the backend must hold */
 };
 
-struct kvfpga_attn_stats {
+struct kvfpga_infer_attn_stats {
 	uint64_t blocks_used, blocks_total; /* 0/0 for backends without blocks */
 	uint64_t prefix_hits;               /* tokens whose K/V were reused */
 	uint64_t bytes_resident;            /* K/V bytes held */
 };
 
-struct kvfpga_attn_ops {
+struct kvfpga_infer_attn_ops {
 	const char *name;
 	/* A new, empty sequence; its id is the backend's. */
 	int (*seq_create)(void *state, uint32_t *seq);
 	/* A new sequence sharing the first n_tokens positions of src (may be NULL: unsupported). */
 	int (*seq_fork)(void *state, uint32_t src, uint32_t n_tokens, uint32_t *seq);
 	void (*seq_free)(void *state, uint32_t seq);
-	int (*write_kv)(void *state, uint32_t layer, const struct kvfpga_attn_run *runs,
+	int (*write_kv)(void *state, uint32_t layer, const struct kvfpga_infer_attn_run *runs,
 	                size_t n_runs, const float *k, const float *v);
-	int (*attend)(void *state, uint32_t layer, const struct kvfpga_attn_run *runs,
+	int (*attend)(void *state, uint32_t layer, const struct kvfpga_infer_attn_run *runs,
 	              size_t n_runs, const float *q, float *out);
-	int (*stats)(void *state, struct kvfpga_attn_stats *stats); /* may be NULL */
+	int (*stats)(void *state, struct kvfpga_infer_attn_stats *stats); /* may be NULL */
 	void (*destroy)(void *state);
 };
 
-enum kvfpga_kv_type {
-	KVFPGA_KV_F32 = 0,
-	KVFPGA_KV_F16,
+enum kvfpga_infer_kv_type {
+	KVFPGA_INFER_KV_F32 = 0,
+	KVFPGA_INFER_KV_F16,
 };
 
 enum kvfpga_kernels {
@@ -134,18 +134,18 @@ enum kvfpga_kernels {
 };
 
 struct kvfpga_infer_opts {
-	uint32_t n_threads;          /* 0: 1 */
-	uint32_t max_batch;          /* tokens per kvfpga_infer_forward call; 0: 512 */
-	uint32_t max_seq_len;        /* positions per sequence; 0: the model's seq_len */
-	uint32_t max_seqs;           /* live sequences; 0: 64 */
-	enum kvfpga_kv_type kv_type; /* host backend storage */
+	uint32_t n_threads;                /* 0: 1 */
+	uint32_t max_batch;                /* tokens per kvfpga_infer_forward call; 0: 512 */
+	uint32_t max_seq_len;              /* positions per sequence; 0: the model's seq_len */
+	uint32_t max_seqs;                 /* live sequences; 0: 64 */
+	enum kvfpga_infer_kv_type kv_type; /* host backend storage */
 	enum kvfpga_kernels kernels;
 	/*
 	 * An attention backend and its state, or NULL for the built-in host
 	 * backend.  The context calls ops->destroy(state) when freed (also
 	 * when kvfpga_infer_create fails after taking it).
 	 */
-	const struct kvfpga_attn_ops *attn_ops;
+	const struct kvfpga_infer_attn_ops *attn_ops;
 	void *attn_state;
 };
 
@@ -193,7 +193,7 @@ struct kvfpga_infer_stats {
 	uint64_t dense_ns;   /* everything else in forward */
 	const char *kernels; /* "avx2" or "portable" */
 	const char *attn_backend;
-	struct kvfpga_attn_stats attn;
+	struct kvfpga_infer_attn_stats attn;
 };
 
 int kvfpga_infer_get_stats(const struct kvfpga_infer *inf, struct kvfpga_infer_stats *stats);

@@ -206,7 +206,7 @@ static double rel_err(const float *a, const double *ref, uint32_t n)
 }
 
 static struct kvfpga_infer *make_infer(const struct kvfpga_model *model, uint32_t threads,
-                                       enum kvfpga_kernels kern, enum kvfpga_kv_type kvt)
+                                       enum kvfpga_kernels kern, enum kvfpga_infer_kv_type kvt)
 {
 	struct kvfpga_infer_opts o;
 	struct kvfpga_infer *inf = NULL;
@@ -223,7 +223,7 @@ static struct kvfpga_infer *make_infer(const struct kvfpga_model *model, uint32_
 /* Decode token by token; check every position against @ref. */
 static void check_decode(const struct kvfpga_model *model, const uint32_t *tokens,
                          const double *ref, uint32_t vocab, uint32_t threads,
-                         enum kvfpga_kernels kern, enum kvfpga_kv_type kvt, double tol,
+                         enum kvfpga_kernels kern, enum kvfpga_infer_kv_type kvt, double tol,
                          const char *what)
 {
 	struct kvfpga_infer *inf = make_infer(model, threads, kern, kvt);
@@ -278,13 +278,13 @@ START_TEST(test_decode_matches_reference)
 		for (uint32_t th = 1; th <= 2; th++) {
 			snprintf(what, sizeof(what), "shape %d, %s kernels, %u threads", _i,
 			         k ? "avx2" : "portable", th);
-			check_decode(model, tokens, ref, s->vocab, th, kerns[k], KVFPGA_KV_F32,
-			             1e-5, what);
+			check_decode(model, tokens, ref, s->vocab, th, kerns[k],
+			             KVFPGA_INFER_KV_F32, 1e-5, what);
 		}
 	}
 	snprintf(what, sizeof(what), "shape %d, f16 K/V", _i);
-	check_decode(model, tokens, ref, s->vocab, 2, KVFPGA_KERNELS_AUTO, KVFPGA_KV_F16, 5e-3,
-	             what);
+	check_decode(model, tokens, ref, s->vocab, 2, KVFPGA_KERNELS_AUTO, KVFPGA_INFER_KV_F16,
+	             5e-3, what);
 	free(ref);
 	kvfpga_model_close(model);
 	tf_model_free(&m);
@@ -295,7 +295,8 @@ END_TEST
 static float *run_batches(const struct kvfpga_model *model, const uint32_t *tokens, uint32_t vocab,
                           const int *sizes, int n_sizes, uint32_t threads)
 {
-	struct kvfpga_infer *inf = make_infer(model, threads, KVFPGA_KERNELS_AUTO, KVFPGA_KV_F32);
+	struct kvfpga_infer *inf =
+	        make_infer(model, threads, KVFPGA_KERNELS_AUTO, KVFPGA_INFER_KV_F32);
 	float *logits = malloc((size_t)N_POS * vocab * sizeof(float));
 	struct kvfpga_token_in batch[N_POS];
 	uint32_t seq, len;
@@ -398,13 +399,14 @@ START_TEST(test_gguf_matches)
 		}
 		/* tf_write_gguf rewrote m to the values the file holds. */
 		ref = ref_run(&m, tokens);
-		check_decode(gg, tokens, ref, s.vocab, 2, KVFPGA_KERNELS_AUTO, KVFPGA_KV_F32, 1e-5,
+		check_decode(gg, tokens, ref, s.vocab, 2, KVFPGA_KERNELS_AUTO, KVFPGA_INFER_KV_F32,
+		             1e-5,
 		             t == 0   ? "gguf f32"
 		             : t == 1 ? "gguf f16"
 		                      : "gguf q8_0");
 		if (t > 0)
 			check_decode(gg, tokens, ref, s.vocab, 1, KVFPGA_KERNELS_PORTABLE,
-			             KVFPGA_KV_F32, 1e-5, "gguf quantised, portable");
+			             KVFPGA_INFER_KV_F32, 1e-5, "gguf quantised, portable");
 		free(ref);
 		kvfpga_model_close(gg);
 		tf_model_free(&m);
@@ -437,7 +439,7 @@ START_TEST(test_multi_sequence)
 	alone_b = run_batches(model, tb, s.vocab, whole, 1, 2);
 	both = malloc((size_t)2 * N_POS * s.vocab * sizeof(float));
 
-	inf = make_infer(model, 2, KVFPGA_KERNELS_AUTO, KVFPGA_KV_F32);
+	inf = make_infer(model, 2, KVFPGA_KERNELS_AUTO, KVFPGA_INFER_KV_F32);
 	ck_assert_int_eq(kvfpga_infer_seq_create(inf, &sa), 0);
 	/* a: first 10 tokens alone; then fork b from a's prefix and run both in one batch. */
 	for (int p = 0; p < 10; p++)
@@ -492,7 +494,7 @@ START_TEST(test_bad_batches)
 	snprintf(path, sizeof(path), "%s/bad.bin", g_dir);
 	ck_assert_int_eq(tf_write_llama2c(path, &m), 0);
 	ck_assert_msg(kvfpga_model_open(path, 0, &model, err, sizeof(err)) == 0, "%s", err);
-	inf = make_infer(model, 1, KVFPGA_KERNELS_AUTO, KVFPGA_KV_F32);
+	inf = make_infer(model, 1, KVFPGA_KERNELS_AUTO, KVFPGA_INFER_KV_F32);
 	ck_assert_int_eq(kvfpga_infer_seq_create(inf, &a), 0);
 	ck_assert_int_eq(kvfpga_infer_seq_create(inf, &b), 0);
 	/* wrong first position, token out of range, unknown sequence, a sequence twice */
