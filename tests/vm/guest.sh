@@ -88,6 +88,24 @@ for t in "$VMBIN"/t_*; do
 	fi
 done
 
+# The library's own tests, against the real driver instead of the emulation.
+for t in ${KVFPGA_VM_LIB_TESTS:-test_device}; do
+	bin=$REPO/build/tests/$t
+	if [ ! -x "$bin" ]; then
+		fail "lib-$t-on-card" "$bin not built"
+		continue
+	fi
+	echo "guest: running $t against the card"
+	KVFPGA_DEVICE=0000:00:10.0 CK_DEFAULT_TIMEOUT=300 timeout 900 "$bin" >"$OUT/lib-$t.log" 2>&1
+	rc=$?
+	summary=$(grep -E '^[0-9]+%: Checks' "$OUT/lib-$t.log" | tail -n1)
+	if [ $rc -eq 0 ] && [ -n "$summary" ]; then
+		pass "lib-$t-on-card ($summary)"
+	else
+		fail "lib-$t-on-card" "exit $rc: ${summary:-no summary}; $(grep -m3 -E ':[EF]:' "$OUT/lib-$t.log" | tr '\n' ' ')"
+	fi
+done
+
 for s in "$REPO"/tests/vm/s_*.sh; do
 	[ -f "$s" ] || continue
 	echo "guest: running $(basename "$s")"
