@@ -47,6 +47,8 @@ module:
 -include tests/tests.mk
 -include hw/hw.mk
 -include bench/bench.mk
+-include mk/install.mk
+-include tests/fuzz/fuzz.mk
 
 check: deps
 	$(MAKE) check-unit
