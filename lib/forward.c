@@ -44,6 +44,7 @@ struct kvfpga_infer {
 	float *rope_cs;   /* [max_batch][head_dim / 2][2]: cos, sin at each token's position */
 	struct kvfpga_infer_attn_run *runs;
 	uint32_t *out_rows;
+	uint32_t *row_tokens; /* token id of each batch row, for the backend's prepare */
 	uint64_t forward_calls, tokens, attn_ns, total_ns;
 };
 
@@ -94,6 +95,7 @@ void kvfpga_infer_free(struct kvfpga_infer *inf)
 	free(inf->rope_cs);
 	free(inf->runs);
 	free(inf->out_rows);
+	free(inf->row_tokens);
 	free(inf);
 }
 
@@ -174,9 +176,10 @@ int kvfpga_infer_create(const struct kvfpga_model *model, const struct kvfpga_in
 	inf->rope_cs = alloc_act(o.max_batch, 2 * half);
 	inf->runs = calloc(o.max_batch, sizeof(*inf->runs));
 	inf->out_rows = calloc(o.max_batch, sizeof(*inf->out_rows));
+	inf->row_tokens = calloc(o.max_batch, sizeof(*inf->row_tokens));
 	if (!inf->seqs || !inf->x || !inf->xb || !inf->q || !inf->k || !inf->v || !inf->att ||
 	    !inf->h1 || !inf->h3 || !inf->scratch || !inf->inv_freq || !inf->rope_cs ||
-	    !inf->runs || !inf->out_rows) {
+	    !inf->runs || !inf->out_rows || !inf->row_tokens) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -280,6 +283,33 @@ int kvfpga_infer_seq_free(struct kvfpga_infer *inf, uint32_t seq)
 		return -ENOENT;
 	inf->ops->seq_free(inf->attn, seq);
 	s->live = 0;
+	return 0;
+}
+
+int kvfpga_infer_seq_prefix(struct kvfpga_infer *inf, uint32_t seq, const uint32_t *tokens,
+                            uint32_t n, uint32_t *n_cached)
+{
+	struct seq_slot *s;
+	uint32_t cached = 0;
+	int ret;
+
+	if (!inf || (!tokens && n) || !n_cached)
+		return -EINVAL;
+	s = find_seq(inf, seq);
+	if (!s || s->len || n > inf->max_seq_len)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++)
+		if (tokens[i] >= inf->cfg.vocab_size)
+			return -EINVAL;
+	if (inf->ops->seq_prefix && n) {
+		ret = inf->ops->seq_prefix(inf->attn, seq, tokens, n, &cached);
+		if (ret)
+			return ret;
+		if (cached >= n && n) /* the last token is always computed: it yields the logits */
+			return -EPROTO;
+	}
+	s->len = cached;
+	*n_cached = cached;
 	return 0;
 }
 
@@ -480,6 +510,13 @@ int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in 
 	if (n_out && !logits)
 		return -EINVAL;
 	t0 = now_ns();
+	if (inf->ops->prepare) {
+		for (size_t t = 0; t < n; t++)
+			inf->row_tokens[t] = tokens[t].token;
+		ret = inf->ops->prepare(inf->attn, inf->runs, n_runs, inf->row_tokens);
+		if (ret)
+			return ret;
+	}
 	m = inf->m;
 	c = &inf->cfg;
 	half = c->head_dim / 2;
@@ -556,6 +593,11 @@ int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in 
 		mm_run(&job);
 	}
 
+	if (inf->ops->commit) {
+		ret = inf->ops->commit(inf->attn, inf->runs, n_runs);
+		if (ret)
+			return ret;
+	}
 	for (size_t i = 0; i < n_runs; i++)
 		find_seq(inf, inf->runs[i].seq)->len = inf->runs[i].p1;
 	inf->forward_calls++;

@@ -51,6 +51,7 @@ struct seq_state {
 
 struct run_stats {
 	uint64_t prefill_tokens, prefill_ns, decode_tokens, decode_ns, sample_ns;
+	uint64_t cached_tokens; /* prompt tokens whose K/V came from the prefix cache */
 };
 
 static uint64_t now_ns(void)
@@ -544,6 +545,7 @@ int main(int argc, char **argv)
 	/* Continuous batching: prefill steps for joiners, decode steps for the live ones. */
 	while (finished < n_prompts) {
 		size_t nb = 0, live = 0;
+		uint32_t n_cached = 0;
 		bool prefill = false;
 		uint64_t t0;
 
@@ -556,6 +558,16 @@ int main(int argc, char **argv)
 				        strerror(-ret));
 				goto out;
 			}
+			/* Leading prompt positions the backend already holds are not recomputed. */
+			ret = kvfpga_infer_seq_prefix(inf, seqs[next].seq, seqs[next].tokens,
+			                              (uint32_t)seqs[next].n_prompt, &n_cached);
+			if (ret) {
+				fprintf(stderr, PROG ": prefix lookup failed: %s\n",
+				        strerror(-ret));
+				goto out;
+			}
+			seqs[next].n_prefilled = n_cached;
+			rs.cached_tokens += n_cached;
 			seqs[next++].live = true;
 			live++;
 		}

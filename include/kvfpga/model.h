@@ -114,10 +114,27 @@ struct kvfpga_infer_attn_ops {
 	/* A new sequence sharing the first n_tokens positions of src (may be NULL: unsupported). */
 	int (*seq_fork)(void *state, uint32_t src, uint32_t n_tokens, uint32_t *seq);
 	void (*seq_free)(void *state, uint32_t seq);
+	/*
+	 * Optional (NULL: no prefix cache).  @seq is empty and will hold
+	 * @tokens: set *n_cached to how many leading positions already have
+	 * their K/V (reused, e.g. from a prefix cache); the forward pass then
+	 * starts at position *n_cached.
+	 */
+	int (*seq_prefix)(void *state, uint32_t seq, const uint32_t *tokens, uint32_t n,
+	                  uint32_t *n_cached);
+	/*
+	 * Optional.  Before the layers of a forward call: the token ids of the
+	 * runs' positions (tokens[row], batch rows).  On failure the backend
+	 * leaves every sequence as it was.
+	 */
+	int (*prepare)(void *state, const struct kvfpga_infer_attn_run *runs, size_t n_runs,
+	               const uint32_t *tokens);
 	int (*write_kv)(void *state, uint32_t layer, const struct kvfpga_infer_attn_run *runs,
 	                size_t n_runs, const float *k, const float *v);
 	int (*attend)(void *state, uint32_t layer, const struct kvfpga_infer_attn_run *runs,
 	              size_t n_runs, const float *q, float *out);
+	/* Optional.  After every layer succeeded: the runs' positions are final. */
+	int (*commit)(void *state, const struct kvfpga_infer_attn_run *runs, size_t n_runs);
 	int (*stats)(void *state, struct kvfpga_infer_attn_stats *stats); /* may be NULL */
 	void (*destroy)(void *state);
 };
@@ -160,6 +177,14 @@ int kvfpga_infer_seq_create(struct kvfpga_infer *inf, uint32_t *seq);
 /* A new sequence whose first n_tokens positions are src's (-ENOTSUP if the backend cannot). */
 int kvfpga_infer_seq_fork(struct kvfpga_infer *inf, uint32_t src, uint32_t n_tokens, uint32_t *seq);
 int kvfpga_infer_seq_free(struct kvfpga_infer *inf, uint32_t seq);
+/*
+ * For an empty sequence about to be fed @tokens (a prompt): how many of
+ * its leading positions the backend already holds (prefix cache; always 0
+ * for the host backend).  The sequence's length becomes *n_cached, so the
+ * caller feeds tokens[*n_cached..n-1] next.  -EINVAL if seq is not empty.
+ */
+int kvfpga_infer_seq_prefix(struct kvfpga_infer *inf, uint32_t seq, const uint32_t *tokens,
+                            uint32_t n, uint32_t *n_cached);
 /* Positions stored for a sequence so far. */
 int kvfpga_infer_seq_len(const struct kvfpga_infer *inf, uint32_t seq, uint32_t *len);
 

@@ -538,6 +538,283 @@ START_TEST(test_bad_batches)
 }
 END_TEST
 
+/*
+ * A backend written here against the public interface: contiguous K/V,
+ * attention in double, and a prefix cache that copies the longest
+ * committed common prefix (in blocks of 4) from another sequence.
+ */
+#define TB_SEQS   4
+#define TB_BLOCK  4
+#define TB_MAXPOS 128
+
+struct tb_seq {
+	int live;
+	uint32_t len, committed;
+	uint32_t tokens[TB_MAXPOS];
+	float *k, *v; /* [layers][TB_MAXPOS][kv_dim] */
+};
+
+struct tb {
+	uint32_t layers, heads, kv_heads, hd, kv_dim;
+	struct tb_seq seq[TB_SEQS];
+	unsigned prepares, commits, destroyed;
+	uint64_t hits;
+};
+
+static float *tb_row(struct tb *b, float *base, uint32_t l, uint32_t p)
+{
+	return base + ((size_t)l * TB_MAXPOS + p) * b->kv_dim;
+}
+
+static int tb_seq_create(void *st, uint32_t *id)
+{
+	struct tb *b = st;
+
+	for (uint32_t i = 0; i < TB_SEQS; i++) {
+		if (b->seq[i].live)
+			continue;
+		memset(&b->seq[i], 0, sizeof(b->seq[i]));
+		b->seq[i].k = calloc((size_t)b->layers * TB_MAXPOS * b->kv_dim, sizeof(float));
+		b->seq[i].v = calloc((size_t)b->layers * TB_MAXPOS * b->kv_dim, sizeof(float));
+		b->seq[i].live = 1;
+		*id = i;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static void tb_seq_free(void *st, uint32_t id)
+{
+	struct tb *b = st;
+
+	free(b->seq[id].k);
+	free(b->seq[id].v);
+	b->seq[id].live = 0;
+}
+
+static int tb_seq_prefix(void *st, uint32_t id, const uint32_t *tokens, uint32_t n,
+                         uint32_t *n_cached)
+{
+	struct tb *b = st;
+	struct tb_seq *s = &b->seq[id];
+	uint32_t best = 0, from = 0;
+
+	ck_assert_uint_eq(s->len, 0);
+	for (uint32_t o = 0; o < TB_SEQS; o++) {
+		uint32_t c = 0;
+
+		if (o == id || !b->seq[o].live)
+			continue;
+		while (c < b->seq[o].committed && c < n && b->seq[o].tokens[c] == tokens[c])
+			c++;
+		c = c / TB_BLOCK * TB_BLOCK;
+		if (c >= n)
+			c -= TB_BLOCK;
+		if (c > best)
+			best = c, from = o;
+	}
+	for (uint32_t l = 0; best && l < b->layers; l++) {
+		memcpy(tb_row(b, s->k, l, 0), tb_row(b, b->seq[from].k, l, 0),
+		       (size_t)best * b->kv_dim * 4);
+		memcpy(tb_row(b, s->v, l, 0), tb_row(b, b->seq[from].v, l, 0),
+		       (size_t)best * b->kv_dim * 4);
+	}
+	memcpy(s->tokens, tokens, best * sizeof(uint32_t));
+	s->len = s->committed = best;
+	b->hits += best;
+	*n_cached = best;
+	return 0;
+}
+
+static int tb_prepare(void *st, const struct kvfpga_infer_attn_run *runs, size_t n_runs,
+                      const uint32_t *tokens)
+{
+	struct tb *b = st;
+
+	b->prepares++;
+	for (size_t i = 0; i < n_runs; i++) {
+		struct tb_seq *s = &b->seq[runs[i].seq];
+
+		ck_assert_uint_eq(runs[i].p0, s->committed); /* continues right after */
+		for (uint32_t p = runs[i].p0; p < runs[i].p1; p++)
+			s->tokens[p] = tokens[runs[i].row + p - runs[i].p0];
+		s->len = runs[i].p1;
+	}
+	return 0;
+}
+
+static int tb_write_kv(void *st, uint32_t l, const struct kvfpga_infer_attn_run *runs,
+                       size_t n_runs, const float *k, const float *v)
+{
+	struct tb *b = st;
+
+	for (size_t i = 0; i < n_runs; i++)
+		for (uint32_t p = runs[i].p0; p < runs[i].p1; p++) {
+			size_t r = runs[i].row + p - runs[i].p0;
+
+			memcpy(tb_row(b, b->seq[runs[i].seq].k, l, p), k + r * b->kv_dim,
+			       b->kv_dim * 4);
+			memcpy(tb_row(b, b->seq[runs[i].seq].v, l, p), v + r * b->kv_dim,
+			       b->kv_dim * 4);
+		}
+	return 0;
+}
+
+static int tb_attend(void *st, uint32_t l, const struct kvfpga_infer_attn_run *runs, size_t n_runs,
+                     const float *q, float *out)
+{
+	struct tb *b = st;
+	uint32_t dim = b->heads * b->hd, group = b->heads / b->kv_heads;
+	double sc[TB_MAXPOS];
+
+	for (size_t i = 0; i < n_runs; i++) {
+		struct tb_seq *s = &b->seq[runs[i].seq];
+
+		for (uint32_t p = runs[i].p0; p < runs[i].p1; p++) {
+			size_t r = runs[i].row + p - runs[i].p0;
+
+			for (uint32_t h = 0; h < b->heads; h++) {
+				const float *qh = q + r * dim + h * b->hd;
+				double mx = -INFINITY, sum = 0;
+
+				for (uint32_t t = 0; t <= p; t++) {
+					const float *kr =
+					        tb_row(b, s->k, l, t) + (h / group) * b->hd;
+					double d = 0;
+
+					for (uint32_t j = 0; j < b->hd; j++)
+						d += (double)qh[j] * kr[j];
+					sc[t] = d / sqrt((double)b->hd);
+					mx = fmax(mx, sc[t]);
+				}
+				for (uint32_t t = 0; t <= p; t++)
+					sum += (sc[t] = exp(sc[t] - mx));
+				for (uint32_t j = 0; j < b->hd; j++) {
+					double o = 0;
+
+					for (uint32_t t = 0; t <= p; t++)
+						o += sc[t] / sum *
+						     tb_row(b, s->v, l, t)[(h / group) * b->hd + j];
+					out[r * dim + h * b->hd + j] = (float)o;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+static int tb_commit(void *st, const struct kvfpga_infer_attn_run *runs, size_t n_runs)
+{
+	struct tb *b = st;
+
+	b->commits++;
+	for (size_t i = 0; i < n_runs; i++)
+		b->seq[runs[i].seq].committed = runs[i].p1;
+	return 0;
+}
+
+static void tb_destroy(void *st)
+{
+	struct tb *b = st;
+
+	for (uint32_t i = 0; i < TB_SEQS; i++)
+		if (b->seq[i].live)
+			tb_seq_free(b, i);
+	b->destroyed++;
+}
+
+static const struct kvfpga_infer_attn_ops tb_ops = {
+	.name = "test",
+	.seq_create = tb_seq_create,
+	.seq_free = tb_seq_free,
+	.seq_prefix = tb_seq_prefix,
+	.prepare = tb_prepare,
+	.write_kv = tb_write_kv,
+	.attend = tb_attend,
+	.commit = tb_commit,
+	.destroy = tb_destroy,
+};
+
+/* A backend plugged in from outside: same logits as the host backend, prefix reuse honoured. */
+START_TEST(test_custom_backend)
+{
+	const struct tf_shape s = { 64, 128, 2, 8, 2, 300, 128, 1 };
+	struct tf_model m;
+	struct kvfpga_model *model = NULL;
+	struct kvfpga_infer_opts o;
+	struct kvfpga_infer *inf = NULL;
+	struct kvfpga_infer_stats st;
+	struct tb b = { 0 };
+	uint32_t ta[N_POS], tb_[N_POS], sa, sb, cached = 99, len;
+	struct kvfpga_token_in batch[N_POS];
+	char path[128], err[256];
+	float *ref_b, *logits = malloc((size_t)N_POS * s.vocab * sizeof(float));
+	static const int whole[] = { N_POS };
+
+	tf_model_make(&m, &s, g_seed + 500);
+	make_tokens(ta, s.vocab, g_seed + 501);
+	make_tokens(tb_, s.vocab, g_seed + 502);
+	memcpy(tb_, ta, 42 * sizeof(uint32_t)); /* 42 shared tokens: 40 reusable in blocks of 4 */
+	snprintf(path, sizeof(path), "%s/cb.bin", g_dir);
+	ck_assert_int_eq(tf_write_llama2c(path, &m), 0);
+	ck_assert_msg(kvfpga_model_open(path, 0, &model, err, sizeof(err)) == 0, "%s", err);
+	ref_b = run_batches(model, tb_, s.vocab, whole, 1, 2);
+
+	b.layers = s.layers, b.heads = s.heads, b.kv_heads = s.kv_heads;
+	b.hd = s.dim / s.heads, b.kv_dim = b.hd * s.kv_heads;
+	kvfpga_infer_opts_init(&o);
+	o.n_threads = 2;
+	o.max_batch = N_POS;
+	o.attn_ops = &tb_ops;
+	o.attn_state = &b;
+	ck_assert_int_eq(kvfpga_infer_create(model, &o, &inf), 0);
+	ck_assert_int_eq(kvfpga_infer_seq_create(inf, &sa), 0);
+	ck_assert_int_eq(kvfpga_infer_seq_prefix(inf, sa, ta, 60, &cached), 0);
+	ck_assert_uint_eq(cached, 0);
+	for (int p = 0; p < 60; p++)
+		batch[p] = (struct kvfpga_token_in){ sa, (uint32_t)p, ta[p], 0 };
+	ck_assert_int_eq(kvfpga_infer_forward(inf, batch, 60, NULL), 0);
+
+	ck_assert_int_eq(kvfpga_infer_seq_create(inf, &sb), 0);
+	ck_assert_int_eq(kvfpga_infer_seq_prefix(inf, sb, tb_, N_POS, &cached), 0);
+	ck_assert_uint_eq(cached, 40);
+	ck_assert_int_eq(kvfpga_infer_seq_len(inf, sb, &len), 0);
+	ck_assert_uint_eq(len, 40);
+	ck_assert_int_eq(kvfpga_infer_seq_prefix(inf, sb, tb_, N_POS, &cached), -EINVAL);
+	for (int p = 40; p < N_POS; p++)
+		batch[p - 40] = (struct kvfpga_token_in){ sb, (uint32_t)p, tb_[p], 1 };
+	ck_assert_int_eq(kvfpga_infer_forward(inf, batch, N_POS - 40, logits), 0);
+	for (int p = 40; p < N_POS; p++)
+		for (uint32_t i = 0; i < s.vocab; i++)
+			ck_assert_msg(fabsf(logits[(size_t)(p - 40) * s.vocab + i] -
+			                    ref_b[(size_t)p * s.vocab + i]) <= 1e-4f,
+			              "position %d logit %u (seed %llu)", p, i,
+			              (unsigned long long)g_seed);
+	ck_assert_uint_eq(b.prepares, 2);
+	ck_assert_uint_eq(b.commits, 2);
+	ck_assert_uint_eq(b.hits, 40);
+	ck_assert_int_eq(kvfpga_infer_get_stats(inf, &st), 0);
+	ck_assert_str_eq(st.attn_backend, "test");
+	ck_assert_uint_eq(st.tokens, 60 + N_POS - 40);
+	kvfpga_infer_free(inf);
+	ck_assert_uint_eq(b.destroyed, 1);
+
+	/* a backend missing a required operation is refused, and still destroyed */
+	{
+		struct kvfpga_infer_attn_ops bad = tb_ops;
+
+		bad.attend = NULL;
+		o.attn_ops = &bad;
+		ck_assert_int_eq(kvfpga_infer_create(model, &o, &inf), -EINVAL);
+		ck_assert_uint_eq(b.destroyed, 2);
+	}
+	free(ref_b);
+	free(logits);
+	kvfpga_model_close(model);
+	tf_model_free(&m);
+}
+END_TEST
+
 static Suite *forward_suite(void)
 {
 	Suite *s = suite_create("forward");
@@ -552,6 +829,7 @@ static Suite *forward_suite(void)
 	tcase_add_loop_test(tc, test_gguf_matches, 0, 2);
 	tcase_add_test(tc, test_multi_sequence);
 	tcase_add_test(tc, test_bad_batches);
+	tcase_add_test(tc, test_custom_backend);
 	suite_add_tcase(s, tc);
 	return s;
 }
