@@ -23,17 +23,17 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: kvfpga-mkcard [options] FILE\n"
-		"Write a kvfpga card descriptor at offset 0 of FILE (created or resized).\n"
-		"  -s, --size BYTES[K|M|G]    card memory size (default 256M)\n"
-		"  -g, --granule BYTES[K|M]   allocation granule (default 4K)\n"
-		"  -n, --name NAME            card name (default kvfpga-sim)\n"
-		"  -S, --serial SERIAL        serial number (default SIM0001)\n"
-		"  -r, --reserve OFF:SIZE     a range the card keeps for itself (repeatable)\n"
-		"  -c, --corrupt WHAT         write a broken descriptor: magic, crc, version,\n"
-		"                             granule, size, range, flags\n"
-		"  -k, --keep                 do not resize FILE (its size must fit)\n"
-		"  -h, --help                 this text\n");
+	        "usage: kvfpga-mkcard [options] FILE\n"
+	        "Write a kvfpga card descriptor at offset 0 of FILE (created or resized).\n"
+	        "  -s, --size BYTES[K|M|G]    card memory size (default 256M)\n"
+	        "  -g, --granule BYTES[K|M]   allocation granule (default 4K)\n"
+	        "  -n, --name NAME            card name (default kvfpga-sim)\n"
+	        "  -S, --serial SERIAL        serial number (default SIM0001)\n"
+	        "  -r, --reserve OFF:SIZE     a range the card keeps for itself (repeatable)\n"
+	        "  -c, --corrupt WHAT         write a broken descriptor: magic, crc, version,\n"
+	        "                             granule, size, range, flags\n"
+	        "  -k, --keep                 do not resize FILE (its size must fit)\n"
+	        "  -h, --help                 this text\n");
 }
 
 static int parse_size(const char *s, uint64_t *out)
@@ -46,10 +46,23 @@ static int parse_size(const char *s, uint64_t *out)
 	if (errno || end == s)
 		return -1;
 	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	default: break;
+	case 'K':
+	case 'k':
+		v <<= 10;
+		end++;
+		break;
+	case 'M':
+	case 'm':
+		v <<= 20;
+		end++;
+		break;
+	case 'G':
+	case 'g':
+		v <<= 30;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end)
 		return -1;
@@ -103,12 +116,14 @@ int main(int argc, char **argv)
 		case 'r':
 			colon = strchr(optarg, ':');
 			if (!colon || nres >= KVFPGA_DESC_MAX_RANGES) {
-				fprintf(stderr, "kvfpga-mkcard: bad or too many --reserve '%s'\n", optarg);
+				fprintf(stderr, "kvfpga-mkcard: bad or too many --reserve '%s'\n",
+				        optarg);
 				return 2;
 			}
 			*colon = '\0';
 			if (parse_size(optarg, &off) || parse_size(colon + 1, &len)) {
-				fprintf(stderr, "kvfpga-mkcard: bad range '%s:%s'\n", optarg, colon + 1);
+				fprintf(stderr, "kvfpga-mkcard: bad range '%s:%s'\n", optarg,
+				        colon + 1);
 				return 2;
 			}
 			d.reserved[nres].offset = htole64(off);
@@ -135,7 +150,7 @@ int main(int argc, char **argv)
 	}
 	if (strlen(name) >= KVFPGA_DESC_NAME_LEN || strlen(serial) >= KVFPGA_DESC_NAME_LEN) {
 		fprintf(stderr, "kvfpga-mkcard: name and serial must be under %d bytes\n",
-			KVFPGA_DESC_NAME_LEN);
+		        KVFPGA_DESC_NAME_LEN);
 		return 2;
 	}
 
@@ -188,12 +203,12 @@ int main(int argc, char **argv)
 	 * resource file, which supports mmap but not write.
 	 */
 	{
-		char *page = mmap(NULL, KVFPGA_DESC_RESERVED, PROT_READ | PROT_WRITE, MAP_SHARED,
-				  fd, 0);
+		char *page =
+		        mmap(NULL, KVFPGA_DESC_RESERVED, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
 		if (page == MAP_FAILED) {
 			fprintf(stderr, "kvfpga-mkcard: map %s: %s\n", argv[optind],
-				strerror(errno));
+			        strerror(errno));
 			close(fd);
 			return 1;
 		}
@@ -201,7 +216,7 @@ int main(int argc, char **argv)
 		memcpy(page, &d, sizeof(d));
 		if (msync(page, KVFPGA_DESC_RESERVED, MS_SYNC) != 0 && errno != EINVAL) {
 			fprintf(stderr, "kvfpga-mkcard: sync %s: %s\n", argv[optind],
-				strerror(errno));
+			        strerror(errno));
 			munmap(page, KVFPGA_DESC_RESERVED);
 			close(fd);
 			return 1;
