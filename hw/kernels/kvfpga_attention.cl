@@ -1,0 +1,545 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvfpga attention kernels (OpenCL C 1.2), over the paged KV arena.
+ *
+ * Arena layout (fixed by the KV cache): block b starts at element
+ * b * block_elems; inside a block the order is
+ *   [layer][kv: 0 = K, 1 = V][kv_head][slot 0..BLOCK_SIZE-1][HEAD_DIM]
+ * so the K (or V) rows of one (layer, kv head) form one contiguous
+ * BLOCK_SIZE x HEAD_DIM tile per block.  Position p of a sequence is in
+ * block table[p / BLOCK_SIZE], slot p % BLOCK_SIZE.
+ *
+ * Compile-time parameters (FPGA tools need static bounds; the host passes
+ * them with -D, derived from the model shape):
+ *   HEAD_DIM      head dimension, a multiple of VEC
+ *   BLOCK_SIZE    tokens per KV block, a power of two
+ *   N_KV_HEADS    KV heads per layer
+ *   GROUP_SIZE    query heads per KV head (1 = MHA, N_Q_HEADS = MQA)
+ *   KV_F16        1: K/V are IEEE binary16 (read with vload_half), 0: float
+ *   VEC           vector width of the head-dim loops: 4, 8 or 16
+ *   PREFILL_ROWS  query rows (tokens x GROUP_SIZE) per prefill work-group
+ *
+ * Every kernel is a single work-item per work-group: on an FPGA each loop
+ * below becomes a pipeline (the head-dim loops are fully unrolled over VEC
+ * lanes, i.e. one memory-port beat per cycle); on a CPU the VEC lanes are
+ * SIMD lanes and work-groups spread over the cores.  No barriers, no local
+ * memory, no recursion; all private arrays have static sizes.
+ *
+ * Softmax runs in the log2 domain: the query is pre-multiplied by
+ * scale * log2(e) so each score needs one exp2.  Partial results carry
+ * (m, l) = (running max, running sum of exp2(s - m)) in that domain.
+ */
+
+#ifndef HEAD_DIM
+#error "HEAD_DIM must be defined (-DHEAD_DIM=...)"
+#endif
+#ifndef BLOCK_SIZE
+#error "BLOCK_SIZE must be defined (-DBLOCK_SIZE=...)"
+#endif
+#ifndef N_KV_HEADS
+#error "N_KV_HEADS must be defined (-DN_KV_HEADS=...)"
+#endif
+#ifndef GROUP_SIZE
+#error "GROUP_SIZE must be defined (-DGROUP_SIZE=...)"
+#endif
+#define N_Q_HEADS (N_KV_HEADS * GROUP_SIZE)
+#ifndef KV_F16
+#define KV_F16 0
+#endif
+#ifndef VEC
+#if HEAD_DIM % 16 == 0
+#define VEC 16
+#elif HEAD_DIM % 8 == 0
+#define VEC 8
+#else
+#define VEC 4
+#endif
+#endif
+#ifndef PREFILL_ROWS
+#define PREFILL_ROWS 16
+#endif
+
+/* Bumped when a kernel signature or the partial-result layout changes. */
+#define KVFPGA_KERNEL_ABI 1
+
+#if HEAD_DIM % VEC != 0
+#error "HEAD_DIM must be a multiple of VEC"
+#endif
+#if (BLOCK_SIZE & (BLOCK_SIZE - 1)) != 0
+#error "BLOCK_SIZE must be a power of two"
+#endif
+
+#define NV (HEAD_DIM / VEC)
+
+#if VEC == 16
+typedef float16 vecf;
+#define VLOADF(i, p) vload16((i), (p))
+#define VSTOREF(v, i, p) vstore16((v), (i), (p))
+#define VLOADH(i, p) vload_half16((i), (p))
+#elif VEC == 8
+typedef float8 vecf;
+#define VLOADF(i, p) vload8((i), (p))
+#define VSTOREF(v, i, p) vstore8((v), (i), (p))
+#define VLOADH(i, p) vload_half8((i), (p))
+#elif VEC == 4
+typedef float4 vecf;
+#define VLOADF(i, p) vload4((i), (p))
+#define VSTOREF(v, i, p) vstore4((v), (i), (p))
+#define VLOADH(i, p) vload_half4((i), (p))
+#else
+#error "VEC must be 4, 8 or 16"
+#endif
+
+#if KV_F16
+typedef half kv_t;
+#define VLOADKV(i, p) VLOADH((i), (p))
+#else
+typedef float kv_t;
+#define VLOADKV(i, p) VLOADF((i), (p))
+#endif
+
+#if PREFILL_ROWS >= GROUP_SIZE
+#define PREFILL_TOKENS (PREFILL_ROWS / GROUP_SIZE)
+#else
+#define PREFILL_TOKENS 1
+#endif
+#define PREFILL_QROWS (PREFILL_TOKENS * GROUP_SIZE)
+
+#define TILE_ELEMS ((ulong)BLOCK_SIZE * HEAD_DIM)
+
+/*
+ * KVFPGA_PREFETCH (set by the host for CPU devices only): while a tile is
+ * copied in, prefetch the tile that will be read next, so the memory
+ * system works on it during this tile's arithmetic instead of sitting idle
+ * until the next copy starts.  FPGA pipelines overlap these by themselves.
+ */
+#if defined(KVFPGA_PREFETCH) && KVFPGA_PREFETCH
+#define PREFETCH_ROW(p)                                                                            \
+	do {                                                                                       \
+		for (int b_ = 0; b_ < HEAD_DIM * (int)sizeof(kv_t); b_ += 64)                      \
+			__builtin_prefetch((const __global char *)(p) + b_);                       \
+	} while (0)
+#else
+#define PREFETCH_ROW(p)                                                                            \
+	do {                                                                                       \
+	} while (0)
+#endif
+
+/* Score vectors: SVEC lanes of one block's scores per step. */
+#if BLOCK_SIZE >= 16
+#define SVEC 16
+typedef float16 svec;
+#define SLOAD(i, p) vload16((i), (p))
+#define SSTORE(v, i, p) vstore16((v), (i), (p))
+#elif BLOCK_SIZE == 8
+#define SVEC 8
+typedef float8 svec;
+#define SLOAD(i, p) vload8((i), (p))
+#define SSTORE(v, i, p) vstore8((v), (i), (p))
+#elif BLOCK_SIZE == 4
+#define SVEC 4
+typedef float4 svec;
+#define SLOAD(i, p) vload4((i), (p))
+#define SSTORE(v, i, p) vstore4((v), (i), (p))
+#elif BLOCK_SIZE == 2
+#define SVEC 2
+typedef float2 svec;
+#define SLOAD(i, p) vload2((i), (p))
+#define SSTORE(v, i, p) vstore2((v), (i), (p))
+#else
+#define SVEC 1
+typedef float svec;
+#define SLOAD(i, p) ((p)[(i)])
+#define SSTORE(v, i, p) ((p)[(i)] = (v))
+#endif
+#define NS (BLOCK_SIZE / SVEC)
+
+/* Lane reductions with a fixed tree (deterministic order). */
+static float sum16(float16 v)
+{
+	float8 a = v.lo + v.hi;
+	float4 b = a.lo + a.hi;
+	float2 c = b.lo + b.hi;
+	return c.x + c.y;
+}
+
+static float sum8(float8 v)
+{
+	float4 b = v.lo + v.hi;
+	float2 c = b.lo + b.hi;
+	return c.x + c.y;
+}
+
+static float sum4(float4 v)
+{
+	float2 c = v.lo + v.hi;
+	return c.x + c.y;
+}
+
+static float max16(float16 v)
+{
+	float8 a = fmax(v.lo, v.hi);
+	float4 b = fmax(a.lo, a.hi);
+	float2 c = fmax(b.lo, b.hi);
+	return fmax(c.x, c.y);
+}
+
+static float max8(float8 v)
+{
+	float4 b = fmax(v.lo, v.hi);
+	float2 c = fmax(b.lo, b.hi);
+	return fmax(c.x, c.y);
+}
+
+static float max4(float4 v)
+{
+	float2 c = fmax(v.lo, v.hi);
+	return fmax(c.x, c.y);
+}
+
+#if VEC == 16
+#define HSUM(v) sum16(v)
+#elif VEC == 8
+#define HSUM(v) sum8(v)
+#else
+#define HSUM(v) sum4(v)
+#endif
+
+#if SVEC == 16
+#define SSUM(v) sum16(v)
+#define SMAX(v) max16(v)
+#elif SVEC == 8
+#define SSUM(v) sum8(v)
+#define SMAX(v) max8(v)
+#elif SVEC == 4
+#define SSUM(v) sum4(v)
+#define SMAX(v) max4(v)
+#elif SVEC == 2
+#define SSUM(v) ((v).x + (v).y)
+#define SMAX(v) fmax((v).x, (v).y)
+#else
+#define SSUM(v) (v)
+#define SMAX(v) (v)
+#endif
+
+/*
+ * The three steps of attending ROWS query rows (qv, ROWS x NV vectors) to
+ * one K/V tile of BLOCK_SIZE rows, of which the first `valid` are in the
+ * context.  Each K and V row is loaded once and used for all ROWS rows.
+ *
+ * tile_scores: sc[r][t] = q_r . k_t, or -INFINITY for slots past `valid`
+ *   and, with CAUSAL, for key positions kpos0 + t > qpos[r].
+ * softmax_update: online softmax; sc becomes the probabilities
+ *   exp2(s - m_new), acc is rescaled by exp2(m - m_new), (m, l) updated.
+ *   The caller guarantees every row has seen an unmasked key by the end of
+ *   its first tile, so m is finite from then on and no inf - inf arises.
+ * tile_accumulate: acc_r += sum_t sc[r][t] * v_t.
+ */
+#define DEFINE_TILE_SCORES(name, ROWS, CAUSAL)                                                      \
+	static void name(const __global kv_t *restrict kt, const __global kv_t *next,              \
+			 const int valid, const int kpos0, const int *qpos, const vecf *qv,         \
+			 float sc[][BLOCK_SIZE])                                                    \
+	{                                                                                          \
+		vecf tile[BLOCK_SIZE][NV];                                                         \
+		for (int t = 0; t < BLOCK_SIZE; t++) {                                             \
+			if (next)                                                                  \
+				PREFETCH_ROW(next + t * HEAD_DIM);                                 \
+			if (t < valid) {                                                           \
+				_Pragma("unroll") for (int i = 0; i < NV; i++) tile[t][i] =        \
+					VLOADKV(i, kt + t * HEAD_DIM);                             \
+			}                                                                          \
+		}                                                                                  \
+		for (int r = 0; r < ROWS; r++) {                                                   \
+			vecf qr[NV];                                                               \
+			_Pragma("unroll") for (int i = 0; i < NV; i++) qr[i] = qv[r * NV + i];     \
+			for (int t = 0; t < BLOCK_SIZE; t++) {                                     \
+				float dot = -INFINITY;                                             \
+				if (t < valid && (!(CAUSAL) || kpos0 + t <= qpos[r])) {            \
+					vecf d = qr[0] * tile[t][0];                               \
+					_Pragma("unroll") for (int i = 1; i < NV; i++) d =         \
+						fma(qr[i], tile[t][i], d);                         \
+					dot = HSUM(d);                                             \
+				}                                                                  \
+				sc[r][t] = dot;                                                    \
+			}                                                                          \
+		}                                                                                  \
+	}
+
+#define DEFINE_SOFTMAX_UPDATE(name, ROWS)                                                           \
+	static void name(float sc[][BLOCK_SIZE], vecf *acc, float *m, float *l)                    \
+	{                                                                                          \
+		for (int r = 0; r < ROWS; r++) {                                                   \
+			svec mx = SLOAD(0, sc[r]);                                                 \
+			for (int j = 1; j < NS; j++)                                               \
+				mx = fmax(mx, SLOAD(j, sc[r]));                                    \
+			const float m_new = fmax(m[r], SMAX(mx));                                  \
+			const float corr = exp2(m[r] - m_new);                                     \
+			svec sum = (svec)(0.0f);                                                   \
+			for (int j = 0; j < NS; j++) {                                             \
+				const svec p = exp2(SLOAD(j, sc[r]) - m_new);                      \
+				SSTORE(p, j, sc[r]);                                               \
+				sum += p;                                                          \
+			}                                                                          \
+			l[r] = l[r] * corr + SSUM(sum);                                            \
+			m[r] = m_new;                                                              \
+			_Pragma("unroll") for (int i = 0; i < NV; i++) acc[r * NV + i] *= corr;    \
+		}                                                                                  \
+	}
+
+#define DEFINE_TILE_ACCUMULATE(name, ROWS)                                                          \
+	static void name(const __global kv_t *restrict vt, const __global kv_t *next,              \
+			 const int valid, float sc[][BLOCK_SIZE], vecf *acc)                        \
+	{                                                                                          \
+		vecf tile[BLOCK_SIZE][NV];                                                         \
+		for (int t = 0; t < BLOCK_SIZE; t++) {                                             \
+			if (next)                                                                  \
+				PREFETCH_ROW(next + t * HEAD_DIM);                                 \
+			if (t < valid) {                                                           \
+				_Pragma("unroll") for (int i = 0; i < NV; i++) tile[t][i] =        \
+					VLOADKV(i, vt + t * HEAD_DIM);                             \
+			}                                                                          \
+		}                                                                                  \
+		for (int r = 0; r < ROWS; r++) {                                                   \
+			vecf a[NV];                                                                \
+			_Pragma("unroll") for (int i = 0; i < NV; i++) a[i] = acc[r * NV + i];     \
+			for (int t = 0; t < BLOCK_SIZE; t++) {                                     \
+				if (t < valid) {                                                   \
+					const vecf p = (vecf)(sc[r][t]);                           \
+					_Pragma("unroll") for (int i = 0; i < NV; i++) a[i] =      \
+						fma(p, tile[t][i], a[i]);                          \
+				}                                                                  \
+			}                                                                          \
+			_Pragma("unroll") for (int i = 0; i < NV; i++) acc[r * NV + i] = a[i];     \
+		}                                                                                  \
+	}
+
+DEFINE_TILE_SCORES(decode_scores, GROUP_SIZE, 0)
+DEFINE_SOFTMAX_UPDATE(decode_softmax, N_Q_HEADS)
+DEFINE_TILE_ACCUMULATE(decode_accumulate, GROUP_SIZE)
+DEFINE_TILE_SCORES(prefill_scores, PREFILL_QROWS, 1)
+DEFINE_SOFTMAX_UPDATE(prefill_softmax, PREFILL_QROWS)
+DEFINE_TILE_ACCUMULATE(prefill_accumulate, PREFILL_QROWS)
+
+/*
+ * Split-K decode, phase 1.  Work-group (split, seq) reads blocks
+ * [split * split_blocks, ...) of the sequence's context, block by block,
+ * and in each block the tiles of every KV head of the layer: a layer's K
+ * tiles of one block are contiguous (N_KV_HEADS x BLOCK_SIZE x HEAD_DIM),
+ * its V tiles follow, so the work-group streams memory in two sequential
+ * runs per block (prefetcher-friendly, one page-table walk per page rather
+ * than per tile, and long bursts on an FPGA memory port).  Each K/V row is loaded
+ * once for all GROUP_SIZE query heads that share it.  Writes the
+ * normalised partial output and its (m, l) for every query head; with
+ * n_splits == 1 the partial output is the final output and the host skips
+ * phase 2.
+ *
+ * q, out: [batch][N_Q_HEADS][HEAD_DIM];  tables: [batch][table_stride];
+ * part_o: [batch][n_splits][N_Q_HEADS][HEAD_DIM];
+ * part_ml: [batch][n_splits][N_Q_HEADS][2].
+ */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *restrict arena,
+		      const __global int *restrict tables, const __global int *restrict seq_lens,
+		      __global float *restrict part_o, __global float *restrict part_ml,
+		      const uint layer, const ulong block_elems, const uint table_stride,
+		      const uint split_blocks, const uint n_splits, const float scale)
+{
+	const uint split = get_global_id(0);
+	const uint seq = get_global_id(1);
+	const int len = seq_lens[seq];
+	const uint seq_blocks = ((uint)len + BLOCK_SIZE - 1) / BLOCK_SIZE;
+	const uint first_block = split * split_blocks;
+
+	if (first_block >= seq_blocks)
+		return;
+	const uint end_block = min(first_block + split_blocks, seq_blocks);
+
+	vecf qv[N_Q_HEADS * NV];
+	vecf acc[N_Q_HEADS * NV];
+	float m[N_Q_HEADS], l[N_Q_HEADS];
+	const float qscale = scale * M_LOG2E_F;
+	const __global float *qseq = q + (ulong)seq * N_Q_HEADS * HEAD_DIM;
+
+	for (int h = 0; h < N_Q_HEADS; h++) {
+		_Pragma("unroll") for (int i = 0; i < NV; i++)
+		{
+			qv[h * NV + i] = VLOADF(i, qseq + h * HEAD_DIM) * qscale;
+			acc[h * NV + i] = (vecf)(0.0f);
+		}
+		m[h] = -INFINITY;
+		l[h] = 0.0f;
+	}
+
+	const ulong layer_off = (ulong)layer * 2 * N_KV_HEADS * TILE_ELEMS;
+	const __global int *table = tables + (ulong)seq * table_stride;
+
+	for (uint blk = first_block; blk < end_block; blk++) {
+		const __global kv_t *kl = arena + (ulong)table[blk] * block_elems + layer_off;
+		const int valid = min(BLOCK_SIZE, len - (int)(blk * BLOCK_SIZE));
+
+		float sc[N_Q_HEADS][BLOCK_SIZE];
+
+		const __global kv_t *next_kl =
+			blk + 1 < end_block
+				? arena + (ulong)table[blk + 1] * block_elems + layer_off
+				: 0;
+
+		/*
+		 * All K tiles of the layer, then all V tiles: two sequential runs.
+		 * Each step names the tile read after it, for the prefetch.
+		 */
+		for (int h = 0; h < N_KV_HEADS; h++)
+			decode_scores(kl + h * TILE_ELEMS, kl + (h + 1) * TILE_ELEMS, valid, 0, 0,
+				      qv + h * GROUP_SIZE * NV, sc + h * GROUP_SIZE);
+		decode_softmax(sc, acc, m, l);
+		for (int h = 0; h < N_KV_HEADS; h++)
+			decode_accumulate(kl + (N_KV_HEADS + h) * TILE_ELEMS,
+					  h + 1 < N_KV_HEADS ? kl + (N_KV_HEADS + h + 1) * TILE_ELEMS
+							     : next_kl,
+					  valid, sc + h * GROUP_SIZE, acc + h * GROUP_SIZE * NV);
+	}
+
+	const ulong row0 = ((ulong)seq * n_splits + split) * N_Q_HEADS;
+	for (int h = 0; h < N_Q_HEADS; h++) {
+		const float inv_l = 1.0f / l[h];
+		__global float *orow = part_o + (row0 + h) * HEAD_DIM;
+		_Pragma("unroll") for (int i = 0; i < NV; i++) VSTOREF(acc[h * NV + i] * inv_l, i, orow);
+		part_ml[(row0 + h) * 2 + 0] = m[h];
+		part_ml[(row0 + h) * 2 + 1] = l[h];
+	}
+}
+
+/*
+ * Split-K decode, phase 2: work-item (q_head, seq) merges the partial
+ * results of the splits that covered the sequence:
+ *   M = max m_i,  w_i = l_i * 2^(m_i - M),  out = sum w_i o_i / sum w_i.
+ */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+kvfpga_decode_merge(const __global float *restrict part_o, const __global float *restrict part_ml,
+		    const __global int *restrict seq_lens, __global float *restrict out,
+		    const uint split_blocks, const uint n_splits)
+{
+	const uint qh = get_global_id(0);
+	const uint seq = get_global_id(1);
+	const uint seq_blocks = ((uint)seq_lens[seq] + BLOCK_SIZE - 1) / BLOCK_SIZE;
+	const uint used = min(n_splits, (seq_blocks + split_blocks - 1) / split_blocks);
+	const ulong first_row = (ulong)seq * n_splits * N_Q_HEADS + qh;
+
+	float mmax = -INFINITY;
+	for (uint sp = 0; sp < used; sp++)
+		mmax = fmax(mmax, part_ml[(first_row + (ulong)sp * N_Q_HEADS) * 2]);
+
+	vecf acc[NV];
+	_Pragma("unroll") for (int i = 0; i < NV; i++) acc[i] = (vecf)(0.0f);
+	float wsum = 0.0f;
+	for (uint sp = 0; sp < used; sp++) {
+		const ulong row = first_row + (ulong)sp * N_Q_HEADS;
+		const float w = part_ml[row * 2 + 1] * exp2(part_ml[row * 2] - mmax);
+		wsum += w;
+		_Pragma("unroll") for (int i = 0; i < NV; i++) acc[i] =
+			fma((vecf)(w), VLOADF(i, part_o + row * HEAD_DIM), acc[i]);
+	}
+	const float inv = 1.0f / wsum;
+	__global float *orow = out + ((ulong)seq * N_Q_HEADS + qh) * HEAD_DIM;
+	_Pragma("unroll") for (int i = 0; i < NV; i++) VSTOREF(acc[i] * inv, i, orow);
+}
+
+/*
+ * Causal prefill of a chunk of n_tokens new tokens of one sequence, at
+ * positions start_pos .. start_pos + n_tokens - 1 (their K/V are already in
+ * the arena; start_pos may be anywhere inside a block).  Work-group
+ * (tile, kv_head) owns PREFILL_TOKENS consecutive new tokens times the
+ * GROUP_SIZE query heads of one KV head and streams the context blocks
+ * 0 .. (last position of the tile) / BLOCK_SIZE once with an online
+ * softmax, so private memory is PREFILL_QROWS x HEAD_DIM at any length.
+ *
+ * q, out: [n_tokens][N_Q_HEADS][HEAD_DIM];  table: the sequence's blocks.
+ */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+kvfpga_prefill(const __global float *restrict q, const __global kv_t *restrict arena,
+	       const __global int *restrict table, __global float *restrict out,
+	       const uint layer, const ulong block_elems, const uint start_pos,
+	       const uint n_tokens, const float scale)
+{
+	const uint tile = get_global_id(0);
+	const uint kvh = get_global_id(1);
+	const uint first_tok = tile * PREFILL_TOKENS;
+
+	if (first_tok >= n_tokens)
+		return;
+	const uint tile_tokens = min((uint)PREFILL_TOKENS, n_tokens - first_tok);
+	const uint last_pos = start_pos + first_tok + tile_tokens - 1;
+
+	vecf qv[PREFILL_QROWS * NV];
+	vecf acc[PREFILL_QROWS * NV];
+	float m[PREFILL_QROWS], l[PREFILL_QROWS];
+	int qpos[PREFILL_QROWS];
+	const float qscale = scale * M_LOG2E_F;
+
+	for (int r = 0; r < PREFILL_QROWS; r++) {
+		const uint tok = r / GROUP_SIZE;
+		const uint g = r % GROUP_SIZE;
+		/* Rows past the chunk compute on a zero query and are not stored. */
+		const int live = tok < tile_tokens;
+		const __global float *qrow =
+			q + ((ulong)(first_tok + tok) * N_Q_HEADS + kvh * GROUP_SIZE + g) * HEAD_DIM;
+		_Pragma("unroll") for (int i = 0; i < NV; i++)
+		{
+			qv[r * NV + i] = live ? VLOADF(i, qrow) * qscale : (vecf)(0.0f);
+			acc[r * NV + i] = (vecf)(0.0f);
+		}
+		qpos[r] = (int)(start_pos + first_tok + tok);
+		m[r] = -INFINITY;
+		l[r] = 0.0f;
+	}
+
+	const ulong k_off = ((ulong)layer * 2 * N_KV_HEADS + kvh) * TILE_ELEMS;
+	const ulong v_off = k_off + (ulong)N_KV_HEADS * TILE_ELEMS;
+	const uint end_block = last_pos / BLOCK_SIZE + 1;
+
+	/* Block 0 holds position 0, which every row sees: m is finite after it. */
+	for (uint blk = 0; blk < end_block; blk++) {
+		const ulong base = (ulong)table[blk] * block_elems;
+		const int kpos0 = (int)(blk * BLOCK_SIZE);
+		const int valid = min(BLOCK_SIZE, (int)last_pos + 1 - kpos0);
+
+		float sc[PREFILL_QROWS][BLOCK_SIZE];
+
+		const __global kv_t *next_k =
+			blk + 1 < end_block ? arena + (ulong)table[blk + 1] * block_elems + k_off : 0;
+
+		prefill_scores(arena + base + k_off, arena + base + v_off, valid, kpos0, qpos, qv,
+			       sc);
+		prefill_softmax(sc, acc, m, l);
+		prefill_accumulate(arena + base + v_off, next_k, valid, sc, acc);
+	}
+
+	for (int r = 0; r < PREFILL_QROWS; r++) {
+		const uint tok = r / GROUP_SIZE;
+		const uint g = r % GROUP_SIZE;
+		if (tok >= tile_tokens)
+			continue;
+		__global float *orow =
+			out + ((ulong)(first_tok + tok) * N_Q_HEADS + kvh * GROUP_SIZE + g) * HEAD_DIM;
+		const float inv_l = 1.0f / l[r];
+		_Pragma("unroll") for (int i = 0; i < NV; i++) VSTOREF(acc[r * NV + i] * inv_l, i, orow);
+	}
+}
+
+/*
+ * The compile-time parameters this program was built with, so the host can
+ * check a prebuilt FPGA binary (or a cached one) against the model shape.
+ */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
+kvfpga_build_info(__global uint *restrict info)
+{
+	info[0] = 0x6b766661u; /* "kvfa" */
+	info[1] = KVFPGA_KERNEL_ABI;
+	info[2] = HEAD_DIM;
+	info[3] = BLOCK_SIZE;
+	info[4] = N_KV_HEADS;
+	info[5] = GROUP_SIZE;
+	info[6] = KV_F16;
+	info[7] = VEC;
+	info[8] = PREFILL_ROWS;
+}

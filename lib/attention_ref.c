@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Argument checks shared by the kernels and the host reference, the host
+ * reference attention itself, and binary16 conversion.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine_internal.h"
+
+float kvfpga_f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+	uint32_t exp = (h >> 10) & 0x1fu;
+	uint32_t mant = h & 0x3ffu;
+	uint32_t bits;
+	float f;
+
+	if (exp == 0) {
+		/* Zero or subnormal: mant * 2^-24, exact in binary32. */
+		f = (float)mant * 0x1p-24f;
+		return sign ? -f : f;
+	}
+	if (exp == 31)
+		bits = sign | 0x7f800000u | (mant << 13);
+	else
+		bits = sign | ((exp + 112) << 23) | (mant << 13);
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+uint16_t kvfpga_f32_to_f16(float f)
+{
+	uint32_t x, sign;
+
+	memcpy(&x, &f, sizeof(x));
+	sign = (x >> 16) & 0x8000u;
+	x &= 0x7fffffffu;
+	if (x >= 0x7f800000u) /* inf, or NaN kept quiet with its top payload bits */
+		return (uint16_t)(sign | 0x7c00u |
+		                  (x > 0x7f800000u ? 0x200u | ((x >> 13) & 0x3ffu) : 0));
+	if (x >= 0x477ff000u) /* 65520 and above round to infinity */
+		return (uint16_t)(sign | 0x7c00u);
+	if (x < 0x38800000u) {
+		/* Below 2^-14: a subnormal half, in units of 2^-24. */
+		uint32_t e = x >> 23, mant = (x & 0x7fffffu) | 0x800000u, shift, r, rem, half;
+
+		if (e == 0 || 126 - e > 24)
+			return (uint16_t)sign;
+		shift = 126 - e;
+		r = mant >> shift;
+		rem = mant & ((1u << shift) - 1);
+		half = 1u << (shift - 1);
+		if (rem > half || (rem == half && (r & 1)))
+			r++;
+		return (uint16_t)(sign | r);
+	}
+	{
+		uint32_t h = (x - 0x38000000u) >> 13, rem = x & 0x1fffu;
+
+		if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
+			h++;
+		return (uint16_t)(sign | h);
+	}
+}
+
+static int scale_ok(float scale)
+{
+	return isfinite(scale) && scale > 0.0f;
+}
+
+static int check_table(const int32_t *table, uint32_t n, uint64_t arena_blocks, const char *who,
+                       char *msg, size_t len)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		if (table[i] < 0 || (uint64_t)table[i] >= arena_blocks)
+			return kvf_fail(
+			        msg, len, -ERANGE,
+			        "%s: block table entry %u is %d, the arena holds %llu blocks", who,
+			        i, (int)table[i], (unsigned long long)arena_blocks);
+	}
+	return 0;
+}
+
+int kvf_check_decode(const struct kvfpga_attn_shape *shape, uint64_t arena_blocks,
+                     const struct kvfpga_decode_batch *b, uint32_t *max_blocks, char *msg,
+                     size_t len)
+{
+	uint32_t longest = 0;
+
+	if (!b || !b->seq_lens || !b->block_tables || !b->q || !b->out)
+		return kvf_fail(msg, len, -EINVAL, "decode batch: missing pointer");
+	if (b->n_seqs == 0 || b->n_seqs > 65535)
+		return kvf_fail(msg, len, -EINVAL, "decode batch: %u sequences (1..65535)",
+		                b->n_seqs);
+	if (b->layer >= shape->n_layers)
+		return kvf_fail(msg, len, -EINVAL, "decode batch: layer %u of %u", b->layer,
+		                shape->n_layers);
+	if (!scale_ok(b->scale))
+		return kvf_fail(msg, len, -EINVAL, "decode batch: scale must be finite and > 0");
+	for (uint32_t s = 0; s < b->n_seqs; s++) {
+		uint32_t l = b->seq_lens[s], nb;
+		char who[32];
+		int ret;
+
+		if (l == 0 || l > INT32_MAX)
+			return kvf_fail(msg, len, -EINVAL,
+			                "decode batch: sequence %u has length %u", s, l);
+		if (!b->block_tables[s])
+			return kvf_fail(msg, len, -EINVAL, "decode batch: sequence %u has no table",
+			                s);
+		nb = (l + shape->block_size - 1) / shape->block_size;
+		snprintf(who, sizeof(who), "sequence %u", s);
+		ret = check_table(b->block_tables[s], nb, arena_blocks, who, msg, len);
+		if (ret)
+			return ret;
+		if (nb > longest)
+			longest = nb;
+	}
+	if (max_blocks)
+		*max_blocks = longest;
+	return 0;
+}
+
+int kvf_check_prefill(const struct kvfpga_attn_shape *shape, uint64_t arena_blocks,
+                      const struct kvfpga_prefill_chunk *c, char *msg, size_t len)
+{
+	uint64_t end;
+
+	if (!c || !c->block_table || !c->q || !c->out)
+		return kvf_fail(msg, len, -EINVAL, "prefill chunk: missing pointer");
+	end = (uint64_t)c->start_pos + c->n_tokens;
+	if (c->n_tokens == 0 || end > INT32_MAX)
+		return kvf_fail(msg, len, -EINVAL, "prefill chunk: %u tokens at position %u",
+		                c->n_tokens, c->start_pos);
+	if (c->layer >= shape->n_layers)
+		return kvf_fail(msg, len, -EINVAL, "prefill chunk: layer %u of %u", c->layer,
+		                shape->n_layers);
+	if (!scale_ok(c->scale))
+		return kvf_fail(msg, len, -EINVAL, "prefill chunk: scale must be finite and > 0");
+	return check_table(c->block_table,
+	                   (uint32_t)((end + shape->block_size - 1) / shape->block_size),
+	                   arena_blocks, "prefill chunk", msg, len);
+}
+
+/* Element (layer, kv, head, position) row of the arena, widened to float. */
+static void load_row(const struct kvfpga_attn_shape *s, const unsigned char *arena,
+                     uint64_t block_elems, const int32_t *table, uint32_t layer, int kv,
+                     uint32_t head, uint32_t pos, float *row)
+{
+	uint64_t off =
+	        (uint64_t)table[pos / s->block_size] * block_elems +
+	        ((((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) * s->block_size +
+	         pos % s->block_size) *
+	                s->head_dim;
+
+	if (s->kv_dtype == KVFPGA_KV_F16) {
+		for (uint32_t d = 0; d < s->head_dim; d++) {
+			uint16_t h;
+
+			memcpy(&h, arena + (off + d) * 2, sizeof(h));
+			row[d] = kvfpga_f16_to_f32(h);
+		}
+	} else {
+		memcpy(row, arena + off * 4, (size_t)s->head_dim * 4);
+	}
+}
+
+/* One query row against positions 0..n_ctx-1, online softmax in double. */
+static void attend(const struct kvfpga_attn_shape *s, const unsigned char *arena,
+                   uint64_t block_elems, const int32_t *table, uint32_t layer, uint32_t kv_head,
+                   uint32_t n_ctx, const float *q, float scale, float *out)
+{
+	double acc[KVF_MAX_HEAD_DIM];
+	float k[KVF_MAX_HEAD_DIM], v[KVF_MAX_HEAD_DIM];
+	double m = -INFINITY, l = 0.0;
+
+	memset(acc, 0, sizeof(acc));
+	for (uint32_t p = 0; p < n_ctx; p++) {
+		double dot = 0.0, m_new, corr, w;
+
+		load_row(s, arena, block_elems, table, layer, 0, kv_head, p, k);
+		load_row(s, arena, block_elems, table, layer, 1, kv_head, p, v);
+		for (uint32_t d = 0; d < s->head_dim; d++)
+			dot += (double)q[d] * k[d];
+		dot *= scale;
+		m_new = dot > m ? dot : m;
+		corr = exp(m - m_new);
+		w = exp(dot - m_new);
+		l = l * corr + w;
+		for (uint32_t d = 0; d < s->head_dim; d++)
+			acc[d] = acc[d] * corr + w * v[d];
+		m = m_new;
+	}
+	for (uint32_t d = 0; d < s->head_dim; d++)
+		out[d] = (float)(acc[d] / l);
+}
+
+int kvfpga_attn_reference_decode(const struct kvfpga_attn_shape *shape, const void *arena_base,
+                                 uint64_t arena_size, const struct kvfpga_decode_batch *batch)
+{
+	uint64_t block_elems, block_bytes;
+	uint32_t group;
+	int ret;
+
+	ret = kvf_shape_check(shape, &group, &block_elems, &block_bytes);
+	if (ret || !arena_base)
+		return -EINVAL;
+	ret = kvf_check_decode(shape, arena_size / block_bytes, batch, NULL, NULL, 0);
+	if (ret)
+		return ret;
+	for (uint32_t s = 0; s < batch->n_seqs; s++) {
+		for (uint32_t h = 0; h < shape->n_q_heads; h++) {
+			size_t row = ((size_t)s * shape->n_q_heads + h) * shape->head_dim;
+
+			attend(shape, arena_base, block_elems, batch->block_tables[s], batch->layer,
+			       h / group, batch->seq_lens[s], batch->q + row, batch->scale,
+			       batch->out + row);
+		}
+	}
+	return 0;
+}
+
+int kvfpga_attn_reference_prefill(const struct kvfpga_attn_shape *shape, const void *arena_base,
+                                  uint64_t arena_size, const struct kvfpga_prefill_chunk *chunk)
+{
+	uint64_t block_elems, block_bytes;
+	uint32_t group;
+	int ret;
+
+	ret = kvf_shape_check(shape, &group, &block_elems, &block_bytes);
+	if (ret || !arena_base)
+		return -EINVAL;
+	ret = kvf_check_prefill(shape, arena_size / block_bytes, chunk, NULL, 0);
+	if (ret)
+		return ret;
+	for (uint32_t t = 0; t < chunk->n_tokens; t++) {
+		for (uint32_t h = 0; h < shape->n_q_heads; h++) {
+			size_t row = ((size_t)t * shape->n_q_heads + h) * shape->head_dim;
+
+			attend(shape, arena_base, block_elems, chunk->block_table, chunk->layer,
+			       h / group, chunk->start_pos + t + 1, chunk->q + row, chunk->scale,
+			       chunk->out + row);
+		}
+	}
+	return 0;
+}
