@@ -7,9 +7,13 @@ LIB_SONAME := libkvfpga.so.$(KVFPGA_SOVERSION)
 LIB_A      := $(BUILD)/lib/libkvfpga.a
 
 # XRT (Debian's libxrt-dev) is optional: compiled in when its headers exist.
-ifneq ($(wildcard /usr/include/xrt/xrt_device.h),)
+# Debian puts them in /usr/include/xrt/xrt/ and they include each other as
+# "xrt.h", so the one file that uses them gets -isystem /usr/include/xrt
+# (system: their old-style prototypes would trip -Werror).
+ifneq ($(wildcard /usr/include/xrt/xrt/xrt_device.h),)
 CPPFLAGS   += -DKVFPGA_HAVE_XRT=1
 LIB_LIBS   += -lxrt_coreutil
+$(BUILD)/lib/engine_xrt.o: CPPFLAGS += -isystem /usr/include/xrt
 endif
 
 CPPFLAGS   += -DKVFPGA_HW_DIR=\"$(abspath hw/kernels)\"
