@@ -29,8 +29,8 @@ struct kvfpga_infer {
 	const struct kvfpga_model *m;
 	struct kvfpga_model_config cfg;
 	uint32_t kv_dim;
-	const struct kvf_kernels *kern;
-	struct kvf_pool *pool;
+	const struct kvfi_kernels *kern;
+	struct kvfi_pool *pool;
 	const struct kvfpga_infer_attn_ops *ops;
 	void *attn;
 	uint32_t max_batch, max_seq_len, max_seqs;
@@ -38,7 +38,7 @@ struct kvfpga_infer {
 	uint32_t stamp;
 	/* Activations, [max_batch][width]. */
 	float *x, *xb, *q, *k, *v, *att, *h1, *h3;
-	float *scratch; /* per worker: KVF_MATMUL_ROW_TILE * max(dim, hidden) */
+	float *scratch; /* per worker: KVFI_MATMUL_ROW_TILE * max(dim, hidden) */
 	size_t scratch_stride;
 	double *inv_freq; /* [head_dim / 2] */
 	float *rope_cs;   /* [max_batch][head_dim / 2][2]: cos, sin at each token's position */
@@ -80,7 +80,7 @@ void kvfpga_infer_free(struct kvfpga_infer *inf)
 		return;
 	if (inf->ops && inf->ops->destroy)
 		inf->ops->destroy(inf->attn);
-	kvf_pool_destroy(inf->pool);
+	kvfi_pool_destroy(inf->pool);
 	free(inf->seqs);
 	free(inf->x);
 	free(inf->xb);
@@ -131,7 +131,7 @@ int kvfpga_infer_create(const struct kvfpga_model *model, const struct kvfpga_in
 	if (!o.max_seq_len)
 		o.max_seq_len = c->seq_len;
 	if (o.n_threads > 256 || o.max_batch > 65536 || o.max_seqs > 65536 ||
-	    o.max_seq_len > KVF_MAX_SEQ_LEN ||
+	    o.max_seq_len > KVFI_MAX_SEQ_LEN ||
 	    (o.kv_type != KVFPGA_INFER_KV_F32 && o.kv_type != KVFPGA_INFER_KV_F16) ||
 	    (o.attn_ops && (!o.attn_ops->seq_create || !o.attn_ops->seq_free ||
 	                    !o.attn_ops->write_kv || !o.attn_ops->attend))) {
@@ -153,15 +153,15 @@ int kvfpga_infer_create(const struct kvfpga_model *model, const struct kvfpga_in
 	inf->max_batch = o.max_batch;
 	inf->max_seq_len = o.max_seq_len;
 	inf->max_seqs = o.max_seqs;
-	ret = kvf_kernels_select(o.kernels, &inf->kern);
+	ret = kvfi_kernels_select(o.kernels, &inf->kern);
 	if (ret)
 		goto fail;
-	ret = kvf_pool_create(o.n_threads, &inf->pool);
+	ret = kvfi_pool_create(o.n_threads, &inf->pool);
 	if (ret)
 		goto fail;
 	widest = c->hidden_dim > c->dim ? c->hidden_dim : c->dim;
 	half = c->head_dim / 2;
-	inf->scratch_stride = (size_t)KVF_MATMUL_ROW_TILE * widest;
+	inf->scratch_stride = (size_t)KVFI_MATMUL_ROW_TILE * widest;
 	inf->seqs = calloc(o.max_seqs, sizeof(*inf->seqs));
 	inf->x = alloc_act(o.max_batch, c->dim);
 	inf->xb = alloc_act(o.max_batch, c->dim);
@@ -194,11 +194,11 @@ int kvfpga_infer_create(const struct kvfpga_model *model, const struct kvfpga_in
 			.max_seq_len = o.max_seq_len,
 		};
 
-		ret = kvf_host_attn_create(&shape, o.kv_type, o.max_seqs, inf->pool, inf->kern,
-		                           &inf->attn);
+		ret = kvfi_host_attn_create(&shape, o.kv_type, o.max_seqs, inf->pool, inf->kern,
+		                            &inf->attn);
 		if (ret)
 			goto fail;
-		inf->ops = &kvf_host_attn_ops;
+		inf->ops = &kvfi_host_attn_ops;
 	}
 	*out = inf;
 	return 0;
@@ -329,7 +329,7 @@ int kvfpga_infer_seq_len(const struct kvfpga_infer *inf, uint32_t seq, uint32_t 
 /* ---- parallel matmuls ---- */
 
 struct mm_task {
-	const struct kvf_tensor *w;
+	const struct kvfi_tensor *w;
 	const float *x;
 	size_t xs;
 	float *y;
@@ -360,10 +360,10 @@ static void mm_prepare(struct mm_job *job, uint32_t n_workers)
 	job->total_rows = 0;
 	for (int i = 0; i < (job->swiglu ? 1 : job->n_task); i++)
 		job->total_rows += job->task[i].w->rows;
-	/* About 8 chunks per worker, in whole register tiles. */
-	per_worker = (job->total_rows + 8ull * n_workers - 1) / (8ull * n_workers);
-	job->chunk_rows =
-	        (per_worker + KVF_MATMUL_ROW_TILE - 1) / KVF_MATMUL_ROW_TILE * KVF_MATMUL_ROW_TILE;
+	/* About 32 chunks per worker, in whole register tiles: a short tail when one lags. */
+	per_worker = (job->total_rows + 32ull * n_workers - 1) / (32ull * n_workers);
+	job->chunk_rows = (per_worker + KVFI_MATMUL_ROW_TILE - 1) / KVFI_MATMUL_ROW_TILE *
+	                  KVFI_MATMUL_ROW_TILE;
 	if (job->chunk_rows < 16)
 		job->chunk_rows = 16;
 	job->n_chunks = (job->total_rows + job->chunk_rows - 1) / job->chunk_rows;
@@ -423,8 +423,8 @@ static void mm_worker(void *arg, uint32_t worker, uint32_t n_workers)
 
 static void mm_run(struct mm_job *job)
 {
-	mm_prepare(job, kvf_pool_size(job->inf->pool));
-	kvf_pool_run(job->inf->pool, mm_worker, job);
+	mm_prepare(job, kvfi_pool_size(job->inf->pool));
+	kvfi_pool_run(job->inf->pool, mm_worker, job);
 }
 
 static void rmsnorm(float *out, const float *x, const float *w, uint32_t n, float eps)
@@ -534,7 +534,7 @@ int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in 
 	}
 
 	for (uint32_t l = 0; l < c->n_layers; l++) {
-		const struct kvf_layer *ly = &m->layers[l];
+		const struct kvfi_layer *ly = &m->layers[l];
 		struct mm_job job = { .inf = inf, .nt = n };
 
 		for (size_t t = 0; t < n; t++)
@@ -603,6 +603,16 @@ int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in 
 	inf->forward_calls++;
 	inf->tokens += n;
 	inf->total_ns += now_ns() - t0;
+	return 0;
+}
+
+int kvfpga_infer_last_error(const struct kvfpga_infer *inf, char *buf, size_t len)
+{
+	if (!inf || !buf || !len)
+		return -EINVAL;
+	buf[0] = '\0';
+	if (inf->ops->last_error)
+		return inf->ops->last_error(inf->attn, buf, len);
 	return 0;
 }
 

@@ -25,8 +25,8 @@ struct host_attn {
 	uint32_t kv_dim;
 	uint32_t max_seqs;
 	struct host_seq *seqs;
-	struct kvf_pool *pool;
-	const struct kvf_kernels *kern;
+	struct kvfi_pool *pool;
+	const struct kvfi_kernels *kern;
 	float *scores; /* per worker: max_seq_len floats */
 	uint64_t bytes;
 };
@@ -42,12 +42,12 @@ static void *row_ptr(const struct host_attn *h, void *base, uint32_t layer, uint
 	       (((size_t)layer * h->shape.max_seq_len + pos) * h->kv_dim) * h->elem;
 }
 
-int kvf_host_attn_create(const struct kvfpga_infer_attn_shape *shape,
-                         enum kvfpga_infer_kv_type kv_type, uint32_t max_seqs,
-                         struct kvf_pool *pool, const struct kvf_kernels *kern, void **state)
+int kvfi_host_attn_create(const struct kvfpga_infer_attn_shape *shape,
+                          enum kvfpga_infer_kv_type kv_type, uint32_t max_seqs,
+                          struct kvfi_pool *pool, const struct kvfi_kernels *kern, void **state)
 {
 	struct host_attn *h;
-	uint32_t nw = kvf_pool_size(pool);
+	uint32_t nw = kvfi_pool_size(pool);
 
 	if (kv_type != KVFPGA_INFER_KV_F32 && kv_type != KVFPGA_INFER_KV_F16)
 		return -EINVAL;
@@ -186,7 +186,7 @@ struct attend_job {
 static void attend_one(struct host_attn *h, const struct host_seq *s, uint32_t layer, uint32_t pos,
                        uint32_t head, const float *q, float *out, float *scores)
 {
-	const struct kvf_kernels *kern = h->kern;
+	const struct kvfi_kernels *kern = h->kern;
 	const uint32_t hd = h->shape.head_dim;
 	const uint32_t kvh = head / (h->shape.n_heads / h->shape.n_kv_heads);
 	const float scale = 1.0f / sqrtf((float)hd);
@@ -263,7 +263,7 @@ static int host_attend(void *state, uint32_t layer, const struct kvfpga_infer_at
 	}
 	job.n_tasks *= h->shape.n_heads;
 	atomic_init(&job.next_task, 0);
-	kvf_pool_run(h->pool, attend_worker, &job);
+	kvfi_pool_run(h->pool, attend_worker, &job);
 	return 0;
 }
 
@@ -289,7 +289,7 @@ static void host_destroy(void *state)
 	free(h);
 }
 
-const struct kvfpga_infer_attn_ops kvf_host_attn_ops = {
+const struct kvfpga_infer_attn_ops kvfi_host_attn_ops = {
 	.name = "host",
 	.seq_create = host_seq_create,
 	.seq_fork = host_seq_fork,

@@ -12,19 +12,19 @@
  * A persistent pool: the calling thread is worker 0, n - 1 threads wait
  * (spinning briefly, then on a condition variable) for the next job.
  */
-struct kvf_pool;
-typedef void (*kvf_pool_fn)(void *arg, uint32_t worker, uint32_t n_workers);
+struct kvfi_pool;
+typedef void (*kvfi_pool_fn)(void *arg, uint32_t worker, uint32_t n_workers);
 
-int kvf_pool_create(uint32_t n_threads, struct kvf_pool **out);
-void kvf_pool_destroy(struct kvf_pool *pool);
-uint32_t kvf_pool_size(const struct kvf_pool *pool);
+int kvfi_pool_create(uint32_t n_threads, struct kvfi_pool **out);
+void kvfi_pool_destroy(struct kvfi_pool *pool);
+uint32_t kvfi_pool_size(const struct kvfi_pool *pool);
 /* Runs fn(arg, i, n) on every worker i and returns when all are done. */
-void kvf_pool_run(struct kvf_pool *pool, kvf_pool_fn fn, void *arg);
+void kvfi_pool_run(struct kvfi_pool *pool, kvfi_pool_fn fn, void *arg);
 
 /* The built-in host attention backend: contiguous per-sequence K/V in host memory. */
-extern const struct kvfpga_infer_attn_ops kvf_host_attn_ops;
-int kvf_host_attn_create(const struct kvfpga_infer_attn_shape *shape,
-                         enum kvfpga_infer_kv_type kv_type, uint32_t max_seqs,
-                         struct kvf_pool *pool, const struct kvf_kernels *kern, void **state);
+extern const struct kvfpga_infer_attn_ops kvfi_host_attn_ops;
+int kvfi_host_attn_create(const struct kvfpga_infer_attn_shape *shape,
+                          enum kvfpga_infer_kv_type kv_type, uint32_t max_seqs,
+                          struct kvfi_pool *pool, const struct kvfi_kernels *kern, void **state);
 
 #endif /* KVFPGA_FORWARD_INTERNAL_H */

@@ -19,22 +19,22 @@
 /* How long an idle worker spins before sleeping. */
 #define SPIN_NS 2000000ull
 
-struct kvf_worker {
-	struct kvf_pool *pool;
+struct kvfi_worker {
+	struct kvfi_pool *pool;
 	uint32_t index;
 	pthread_t thread;
 };
 
-struct kvf_pool {
+struct kvfi_pool {
 	uint32_t n;
-	struct kvf_worker *workers; /* n - 1 threads */
+	struct kvfi_worker *workers; /* n - 1 threads */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	atomic_uint generation;
 	atomic_uint pending;
 	unsigned sleepers; /* under lock */
 	bool stop;         /* under lock */
-	kvf_pool_fn fn;
+	kvfi_pool_fn fn;
 	void *arg;
 };
 
@@ -68,8 +68,8 @@ static uint64_t now_ns(void)
 
 static void *worker_main(void *p)
 {
-	struct kvf_worker *w = p;
-	struct kvf_pool *pool = w->pool;
+	struct kvfi_worker *w = p;
+	struct kvfi_pool *pool = w->pool;
 	unsigned seen = 0;
 
 	for (;;) {
@@ -107,9 +107,9 @@ static void *worker_main(void *p)
 	}
 }
 
-int kvf_pool_create(uint32_t n_threads, struct kvf_pool **out)
+int kvfi_pool_create(uint32_t n_threads, struct kvfi_pool **out)
 {
-	struct kvf_pool *pool;
+	struct kvfi_pool *pool;
 	uint32_t started = 0;
 	int ret = 0;
 
@@ -136,7 +136,7 @@ int kvf_pool_create(uint32_t n_threads, struct kvf_pool **out)
 			ret = -ENOMEM;
 	}
 	for (; !ret && started + 1 < n_threads; started++) {
-		struct kvf_worker *w = &pool->workers[started];
+		struct kvfi_worker *w = &pool->workers[started];
 
 		w->pool = pool;
 		w->index = started + 1;
@@ -144,14 +144,14 @@ int kvf_pool_create(uint32_t n_threads, struct kvf_pool **out)
 	}
 	if (ret) {
 		pool->n = started + 1;
-		kvf_pool_destroy(pool);
+		kvfi_pool_destroy(pool);
 		return ret;
 	}
 	*out = pool;
 	return 0;
 }
 
-void kvf_pool_destroy(struct kvf_pool *pool)
+void kvfi_pool_destroy(struct kvfi_pool *pool)
 {
 	if (!pool)
 		return;
@@ -169,12 +169,12 @@ void kvf_pool_destroy(struct kvf_pool *pool)
 	free(pool);
 }
 
-uint32_t kvf_pool_size(const struct kvf_pool *pool)
+uint32_t kvfi_pool_size(const struct kvfi_pool *pool)
 {
 	return pool->n;
 }
 
-void kvf_pool_run(struct kvf_pool *pool, kvf_pool_fn fn, void *arg)
+void kvfi_pool_run(struct kvfi_pool *pool, kvfi_pool_fn fn, void *arg)
 {
 	if (pool->n == 1) {
 		fn(arg, 0, 1);

@@ -10,10 +10,10 @@ static float q8_scale(const uint8_t *block)
 	uint16_t h;
 
 	memcpy(&h, block, 2);
-	return kvf_f16_to_f32(h);
+	return kvfi_f16_to_f32(h);
 }
 
-static void row_f32_portable(const struct kvf_tensor *w, uint32_t row, float *out)
+static void row_f32_portable(const struct kvfi_tensor *w, uint32_t row, float *out)
 {
 	const uint8_t *p = w->data + (size_t)row * w->row_bytes;
 
@@ -26,16 +26,16 @@ static void row_f32_portable(const struct kvf_tensor *w, uint32_t row, float *ou
 			uint16_t h;
 
 			memcpy(&h, p + 2 * i, 2);
-			out[i] = kvf_f16_to_f32(h);
+			out[i] = kvfi_f16_to_f32(h);
 		}
 		break;
 	case KVFPGA_DTYPE_Q8_0:
-		for (uint32_t b = 0; b < w->cols / KVF_Q8_0_BLOCK; b++) {
-			const uint8_t *blk = p + (size_t)b * KVF_Q8_0_BYTES;
+		for (uint32_t b = 0; b < w->cols / KVFI_Q8_0_BLOCK; b++) {
+			const uint8_t *blk = p + (size_t)b * KVFI_Q8_0_BYTES;
 			float d = q8_scale(blk);
 
-			for (uint32_t i = 0; i < KVF_Q8_0_BLOCK; i++)
-				out[b * KVF_Q8_0_BLOCK + i] = d * (float)(int8_t)blk[2 + i];
+			for (uint32_t i = 0; i < KVFI_Q8_0_BLOCK; i++)
+				out[b * KVFI_Q8_0_BLOCK + i] = d * (float)(int8_t)blk[2 + i];
 		}
 		break;
 	}
@@ -68,29 +68,29 @@ static float dot_h_portable(const uint16_t *a, const float *b, size_t n)
 	float s = 0.0f;
 
 	for (size_t i = 0; i < n; i++)
-		s += kvf_f16_to_f32(a[i]) * b[i];
+		s += kvfi_f16_to_f32(a[i]) * b[i];
 	return s;
 }
 
 static void axpy_h_portable(float a, const uint16_t *x, float *y, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		y[i] += a * kvf_f16_to_f32(x[i]);
+		y[i] += a * kvfi_f16_to_f32(x[i]);
 }
 
 static void to_h_portable(const float *x, uint16_t *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		out[i] = kvf_f32_to_f16(x[i]);
+		out[i] = kvfi_f32_to_f16(x[i]);
 }
 
-static void matmul_portable(const struct kvf_tensor *w, uint32_t r0, uint32_t r1, const float *x,
+static void matmul_portable(const struct kvfi_tensor *w, uint32_t r0, uint32_t r1, const float *x,
                             size_t xs, size_t nt, float *y, size_t ys, int accumulate,
                             float *scratch)
 {
-	for (uint32_t r = r0; r < r1; r += KVF_MATMUL_ROW_TILE) {
-		uint32_t nr = r1 - r < KVF_MATMUL_ROW_TILE ? r1 - r : KVF_MATMUL_ROW_TILE;
-		const float *rows[KVF_MATMUL_ROW_TILE];
+	for (uint32_t r = r0; r < r1; r += KVFI_MATMUL_ROW_TILE) {
+		uint32_t nr = r1 - r < KVFI_MATMUL_ROW_TILE ? r1 - r : KVFI_MATMUL_ROW_TILE;
+		const float *rows[KVFI_MATMUL_ROW_TILE];
 
 		for (uint32_t i = 0; i < nr; i++) {
 			if (w->type == KVFPGA_DTYPE_F32) {
@@ -111,7 +111,7 @@ static void matmul_portable(const struct kvf_tensor *w, uint32_t r0, uint32_t r1
 	}
 }
 
-const struct kvf_kernels kvf_kernels_portable = {
+const struct kvfi_kernels kvfi_kernels_portable = {
 	.name = "portable",
 	.matmul = matmul_portable,
 	.row_f32 = row_f32_portable,
@@ -122,7 +122,7 @@ const struct kvf_kernels kvf_kernels_portable = {
 	.to_h = to_h_portable,
 };
 
-int kvf_cpu_has_avx2(void)
+int kvfi_cpu_has_avx2(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_cpu_init();
@@ -133,19 +133,19 @@ int kvf_cpu_has_avx2(void)
 #endif
 }
 
-int kvf_kernels_select(enum kvfpga_kernels which, const struct kvf_kernels **out)
+int kvfi_kernels_select(enum kvfpga_kernels which, const struct kvfi_kernels **out)
 {
 	switch (which) {
 	case KVFPGA_KERNELS_AUTO:
-		*out = kvf_cpu_has_avx2() ? &kvf_kernels_avx2 : &kvf_kernels_portable;
+		*out = kvfi_cpu_has_avx2() ? &kvfi_kernels_avx2 : &kvfi_kernels_portable;
 		return 0;
 	case KVFPGA_KERNELS_PORTABLE:
-		*out = &kvf_kernels_portable;
+		*out = &kvfi_kernels_portable;
 		return 0;
 	case KVFPGA_KERNELS_AVX2:
-		if (!kvf_cpu_has_avx2())
+		if (!kvfi_cpu_has_avx2())
 			return -ENOTSUP;
-		*out = &kvf_kernels_avx2;
+		*out = &kvfi_kernels_avx2;
 		return 0;
 	}
 	return -EINVAL;

@@ -9,19 +9,19 @@
 #include "model_internal.h"
 
 /* Rows per register tile of the matmul kernels; row ranges split between threads align to it. */
-#define KVF_MATMUL_ROW_TILE 4u
+#define KVFI_MATMUL_ROW_TILE 4u
 
-struct kvf_kernels {
+struct kvfi_kernels {
 	const char *name;
 	/*
 	 * For rows r in [r0, r1) of @w and tokens t in [0, nt):
 	 *   y[t * ys + r] = (accumulate ? y[t * ys + r] : 0) + dot(W[r], x + t * xs)
-	 * @scratch holds at least KVF_MATMUL_ROW_TILE * w->cols floats (for
+	 * @scratch holds at least KVFI_MATMUL_ROW_TILE * w->cols floats (for
 	 * dequantising a tile of rows of f16/q8_0 weights, never the matrix).
 	 */
-	void (*matmul)(const struct kvf_tensor *w, uint32_t r0, uint32_t r1, const float *x,
+	void (*matmul)(const struct kvfi_tensor *w, uint32_t r0, uint32_t r1, const float *x,
 	               size_t xs, size_t nt, float *y, size_t ys, int accumulate, float *scratch);
-	void (*row_f32)(const struct kvf_tensor *w, uint32_t row, float *out);
+	void (*row_f32)(const struct kvfi_tensor *w, uint32_t row, float *out);
 	float (*dot)(const float *a, const float *b, size_t n);
 	void (*axpy)(float a, const float *x, float *y, size_t n); /* y += a * x */
 	float (*dot_h)(const uint16_t *a, const float *b, size_t n);
@@ -29,12 +29,12 @@ struct kvf_kernels {
 	void (*to_h)(const float *x, uint16_t *out, size_t n);
 };
 
-extern const struct kvf_kernels kvf_kernels_portable;
-extern const struct kvf_kernels kvf_kernels_avx2;
+extern const struct kvfi_kernels kvfi_kernels_portable;
+extern const struct kvfi_kernels kvfi_kernels_avx2;
 
-/* Whether this CPU runs kvf_kernels_avx2 (AVX2, FMA and F16C). */
-int kvf_cpu_has_avx2(void);
+/* Whether this CPU runs kvfi_kernels_avx2 (AVX2, FMA and F16C). */
+int kvfi_cpu_has_avx2(void);
 /* The table for @which; -ENOTSUP if the CPU lacks it, -EINVAL if unknown. */
-int kvf_kernels_select(enum kvfpga_kernels which, const struct kvf_kernels **out);
+int kvfi_kernels_select(enum kvfpga_kernels which, const struct kvfi_kernels **out);
 
 #endif /* KVFPGA_MATMUL_H */

@@ -2,7 +2,7 @@
 /*
  * AVX2 + FMA + F16C dense kernels, compiled with function target
  * attributes so the rest of the library stays baseline x86-64; used only
- * after kvf_cpu_has_avx2() says the CPU has them.
+ * after kvfi_cpu_has_avx2() says the CPU has them.
  *
  * Matmul tiles: 4 weight rows x 3 tokens in 12 accumulators (plus 3 x
  * and 1 w register: all 16 ymm).  A 4-row tile of weights stays in L1
@@ -51,7 +51,7 @@ AVX2_FN static inline float q8_scale(const uint8_t *block)
 	return _cvtsh_ss(h);
 }
 
-AVX2_FN static void row_f32_avx2(const struct kvf_tensor *w, uint32_t row, float *out)
+AVX2_FN static void row_f32_avx2(const struct kvfi_tensor *w, uint32_t row, float *out)
 {
 	const uint8_t *p = w->data + (size_t)row * w->row_bytes;
 	uint32_t i = 0;
@@ -71,10 +71,10 @@ AVX2_FN static void row_f32_avx2(const struct kvf_tensor *w, uint32_t row, float
 		}
 		break;
 	case KVFPGA_DTYPE_Q8_0:
-		for (uint32_t b = 0; b < w->cols / KVF_Q8_0_BLOCK; b++) {
-			const uint8_t *blk = p + (size_t)b * KVF_Q8_0_BYTES;
+		for (uint32_t b = 0; b < w->cols / KVFI_Q8_0_BLOCK; b++) {
+			const uint8_t *blk = p + (size_t)b * KVFI_Q8_0_BYTES;
 			__m256 d = _mm256_set1_ps(q8_scale(blk));
-			float *o = out + b * KVF_Q8_0_BLOCK;
+			float *o = out + b * KVFI_Q8_0_BLOCK;
 
 			for (int j = 0; j < 4; j++)
 				_mm256_storeu_ps(o + 8 * j,
@@ -177,11 +177,11 @@ AVX2_FN static float dot_row_f16(const uint8_t *w, const float *x, size_t n)
 AVX2_FN static float dot_row_q8(const uint8_t *w, const float *x, size_t n)
 {
 	__m256 acc = _mm256_setzero_ps();
-	size_t nb = n / KVF_Q8_0_BLOCK;
+	size_t nb = n / KVFI_Q8_0_BLOCK;
 
 	for (size_t b = 0; b < nb; b++) {
-		const uint8_t *blk = w + b * KVF_Q8_0_BYTES;
-		const float *xb = x + b * KVF_Q8_0_BLOCK;
+		const uint8_t *blk = w + b * KVFI_Q8_0_BYTES;
+		const float *xb = x + b * KVFI_Q8_0_BLOCK;
 		__m256 s = _mm256_mul_ps(load_q8(blk + 2), _mm256_loadu_ps(xb));
 
 		s = _mm256_fmadd_ps(load_q8(blk + 10), _mm256_loadu_ps(xb + 8), s);
@@ -204,7 +204,7 @@ AVX2_FN static void store_tile(float *y, size_t ys, uint32_t r, uint32_t nr, siz
 	}
 }
 
-AVX2_FN static void matmul_avx2(const struct kvf_tensor *w, uint32_t r0, uint32_t r1,
+AVX2_FN static void matmul_avx2(const struct kvfi_tensor *w, uint32_t r0, uint32_t r1,
                                 const float *x, size_t xs, size_t nt, float *y, size_t ys,
                                 int accumulate, float *scratch)
 {
@@ -321,10 +321,10 @@ AVX2_FN static void to_h_avx2(const float *x, uint16_t *out, size_t n)
 		_mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
 		                                                       _MM_FROUND_TO_NEAREST_INT));
 	for (; i < n; i++)
-		out[i] = kvf_f32_to_f16(x[i]);
+		out[i] = kvfi_f32_to_f16(x[i]);
 }
 
-const struct kvf_kernels kvf_kernels_avx2 = {
+const struct kvfi_kernels kvfi_kernels_avx2 = {
 	.name = "avx2",
 	.matmul = matmul_avx2,
 	.row_f32 = row_f32_avx2,
@@ -335,9 +335,9 @@ const struct kvf_kernels kvf_kernels_avx2 = {
 	.to_h = to_h_avx2,
 };
 
-#else /* not x86: kvf_kernels_select() never hands this table out */
+#else /* not x86: kvfi_kernels_select() never hands this table out */
 
-const struct kvf_kernels kvf_kernels_avx2 = {
+const struct kvfi_kernels kvfi_kernels_avx2 = {
 	.name = "avx2 (not built for this CPU)",
 };
 

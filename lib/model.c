@@ -11,7 +11,7 @@
 
 #include "model_internal.h"
 
-int kvf_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+int kvfi_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
 {
 	if (err && errlen) {
 		va_list ap;
@@ -23,7 +23,7 @@ int kvf_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
 	return ret;
 }
 
-size_t kvf_row_bytes(enum kvfpga_dtype type, uint32_t cols)
+size_t kvfi_row_bytes(enum kvfpga_dtype type, uint32_t cols)
 {
 	switch (type) {
 	case KVFPGA_DTYPE_F32:
@@ -31,17 +31,17 @@ size_t kvf_row_bytes(enum kvfpga_dtype type, uint32_t cols)
 	case KVFPGA_DTYPE_F16:
 		return (size_t)cols * 2;
 	case KVFPGA_DTYPE_Q8_0:
-		if (cols % KVF_Q8_0_BLOCK)
+		if (cols % KVFI_Q8_0_BLOCK)
 			return 0;
-		return (size_t)cols / KVF_Q8_0_BLOCK * KVF_Q8_0_BYTES;
+		return (size_t)cols / KVFI_Q8_0_BLOCK * KVFI_Q8_0_BYTES;
 	}
 	return 0;
 }
 
-int kvf_tensor_init(struct kvf_tensor *t, const uint8_t *data, enum kvfpga_dtype type,
-                    uint32_t rows, uint32_t cols)
+int kvfi_tensor_init(struct kvfi_tensor *t, const uint8_t *data, enum kvfpga_dtype type,
+                     uint32_t rows, uint32_t cols)
 {
-	size_t rb = kvf_row_bytes(type, cols);
+	size_t rb = kvfi_row_bytes(type, cols);
 
 	if (!rb || !rows)
 		return -EINVAL;
@@ -79,58 +79,58 @@ const char *kvfpga_dtype_name(enum kvfpga_dtype dtype)
 	return "unknown";
 }
 
-int kvf_check_config(struct kvfpga_model_config *c, char *err, size_t errlen)
+int kvfi_check_config(struct kvfpga_model_config *c, char *err, size_t errlen)
 {
 #define LIMIT(field, lo, hi)                                                                       \
 	do {                                                                                       \
 		if (c->field < (lo) || c->field > (hi))                                            \
-			return kvf_fail(err, errlen, -EINVAL,                                      \
-			                "%s = %u is outside [%u, %u]: not a plausible model",      \
-			                #field, c->field, (unsigned)(lo), (unsigned)(hi));         \
+			return kvfi_fail(err, errlen, -EINVAL,                                     \
+			                 "%s = %u is outside [%u, %u]: not a plausible model",     \
+			                 #field, c->field, (unsigned)(lo), (unsigned)(hi));        \
 	} while (0)
-	LIMIT(dim, 2, KVF_MAX_DIM);
-	LIMIT(hidden_dim, 1, KVF_MAX_HIDDEN);
-	LIMIT(n_layers, 1, KVF_MAX_LAYERS);
-	LIMIT(n_heads, 1, KVF_MAX_HEADS);
-	LIMIT(n_kv_heads, 1, KVF_MAX_HEADS);
-	LIMIT(vocab_size, 3, KVF_MAX_VOCAB);
-	LIMIT(seq_len, 1, KVF_MAX_SEQ_LEN);
+	LIMIT(dim, 2, KVFI_MAX_DIM);
+	LIMIT(hidden_dim, 1, KVFI_MAX_HIDDEN);
+	LIMIT(n_layers, 1, KVFI_MAX_LAYERS);
+	LIMIT(n_heads, 1, KVFI_MAX_HEADS);
+	LIMIT(n_kv_heads, 1, KVFI_MAX_HEADS);
+	LIMIT(vocab_size, 3, KVFI_MAX_VOCAB);
+	LIMIT(seq_len, 1, KVFI_MAX_SEQ_LEN);
 #undef LIMIT
 	if (c->dim % c->n_heads)
-		return kvf_fail(err, errlen, -EINVAL, "dim %u is not a multiple of n_heads %u",
-		                c->dim, c->n_heads);
+		return kvfi_fail(err, errlen, -EINVAL, "dim %u is not a multiple of n_heads %u",
+		                 c->dim, c->n_heads);
 	c->head_dim = c->dim / c->n_heads;
-	if (c->head_dim % 2 || c->head_dim > KVF_MAX_HEAD_DIM)
-		return kvf_fail(err, errlen, -EINVAL,
-		                "head size %u must be even and at most %u (dim %u, %u heads)",
-		                c->head_dim, KVF_MAX_HEAD_DIM, c->dim, c->n_heads);
+	if (c->head_dim % 2 || c->head_dim > KVFI_MAX_HEAD_DIM)
+		return kvfi_fail(err, errlen, -EINVAL,
+		                 "head size %u must be even and at most %u (dim %u, %u heads)",
+		                 c->head_dim, KVFI_MAX_HEAD_DIM, c->dim, c->n_heads);
 	if (c->n_heads % c->n_kv_heads)
-		return kvf_fail(err, errlen, -EINVAL,
-		                "n_heads %u is not a multiple of n_kv_heads %u", c->n_heads,
-		                c->n_kv_heads);
+		return kvfi_fail(err, errlen, -EINVAL,
+		                 "n_heads %u is not a multiple of n_kv_heads %u", c->n_heads,
+		                 c->n_kv_heads);
 	if (!(c->rms_eps > 0.0f && c->rms_eps < 1.0f))
-		return kvf_fail(err, errlen, -EINVAL, "RMSNorm epsilon %g is not in (0, 1)",
-		                (double)c->rms_eps);
+		return kvfi_fail(err, errlen, -EINVAL, "RMSNorm epsilon %g is not in (0, 1)",
+		                 (double)c->rms_eps);
 	if (!(c->rope_theta > 1.0f && c->rope_theta < 1e12f))
-		return kvf_fail(err, errlen, -EINVAL, "RoPE base %g is not plausible",
-		                (double)c->rope_theta);
+		return kvfi_fail(err, errlen, -EINVAL, "RoPE base %g is not plausible",
+		                 (double)c->rope_theta);
 	return 0;
 }
 
-static uint64_t tensor_bytes(const struct kvf_tensor *t)
+static uint64_t tensor_bytes(const struct kvfi_tensor *t)
 {
 	return (uint64_t)t->rows * t->row_bytes;
 }
 
-void kvf_finish_config(struct kvfpga_model *m)
+void kvfi_finish_config(struct kvfpga_model *m)
 {
 	struct kvfpga_model_config *c = &m->cfg;
 	uint64_t bytes = 0, params = 0, norm = (uint64_t)c->dim * 4;
 
 	for (uint32_t l = 0; l < c->n_layers; l++) {
-		const struct kvf_layer *ly = &m->layers[l];
-		const struct kvf_tensor *ts[] = { &ly->wq, &ly->wk, &ly->wv, &ly->wo,
-			                          &ly->w1, &ly->w2, &ly->w3 };
+		const struct kvfi_layer *ly = &m->layers[l];
+		const struct kvfi_tensor *ts[] = { &ly->wq, &ly->wk, &ly->wv, &ly->wo,
+			                           &ly->w1, &ly->w2, &ly->w3 };
 
 		for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
 			bytes += tensor_bytes(ts[i]);
@@ -159,29 +159,29 @@ int kvfpga_model_open(const char *path, enum kvfpga_model_format format, struct 
 	if (err && errlen)
 		err[0] = '\0';
 	if (!path || !out)
-		return kvf_fail(err, errlen, -EINVAL, "no model path");
+		return kvfi_fail(err, errlen, -EINVAL, "no model path");
 	if (format != KVFPGA_MODEL_FORMAT_AUTO && format != KVFPGA_MODEL_FORMAT_LLAMA2C &&
 	    format != KVFPGA_MODEL_FORMAT_GGUF)
-		return kvf_fail(err, errlen, -EINVAL, "unknown model format %d", (int)format);
+		return kvfi_fail(err, errlen, -EINVAL, "unknown model format %d", (int)format);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		return kvf_fail(err, errlen, ret, "%s: %s", path, strerror(-ret));
+		return kvfi_fail(err, errlen, ret, "%s: %s", path, strerror(-ret));
 	}
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		close(fd);
-		return kvf_fail(err, errlen, ret, "%s: %s", path, strerror(-ret));
+		return kvfi_fail(err, errlen, ret, "%s: %s", path, strerror(-ret));
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size < 8) {
 		close(fd);
-		return kvf_fail(err, errlen, -EPROTO, "%s: not a model file (%lld bytes)", path,
-		                (long long)st.st_size);
+		return kvfi_fail(err, errlen, -EPROTO, "%s: not a model file (%lld bytes)", path,
+		                 (long long)st.st_size);
 	}
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		close(fd);
-		return kvf_fail(err, errlen, -ENOMEM, "out of memory");
+		return kvfi_fail(err, errlen, -ENOMEM, "out of memory");
 	}
 	m->map_size = (size_t)st.st_size;
 	m->map = mmap(NULL, m->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -189,20 +189,20 @@ int kvfpga_model_open(const char *path, enum kvfpga_model_format format, struct 
 	if (m->map == MAP_FAILED) {
 		ret = -errno;
 		free(m);
-		return kvf_fail(err, errlen, ret, "%s: mmap: %s", path, strerror(-ret));
+		return kvfi_fail(err, errlen, ret, "%s: mmap: %s", path, strerror(-ret));
 	}
 	if (format == KVFPGA_MODEL_FORMAT_AUTO)
 		format = memcmp(m->map, "GGUF", 4) == 0 ? KVFPGA_MODEL_FORMAT_GGUF
 		                                        : KVFPGA_MODEL_FORMAT_LLAMA2C;
 	m->cfg.format = format;
 	m->vocab.bos = m->vocab.eos = m->vocab.unk = -1;
-	ret = format == KVFPGA_MODEL_FORMAT_GGUF ? kvf_load_gguf(m, err, errlen)
-	                                         : kvf_load_llama2c(m, err, errlen);
+	ret = format == KVFPGA_MODEL_FORMAT_GGUF ? kvfi_load_gguf(m, err, errlen)
+	                                         : kvfi_load_llama2c(m, err, errlen);
 	if (ret) {
 		kvfpga_model_close(m);
 		return ret;
 	}
-	kvf_finish_config(m);
+	kvfi_finish_config(m);
 	/* Decoding streams every matrix once per token: let the kernel read ahead. */
 	madvise(m->map, m->map_size, MADV_WILLNEED);
 	*out = m;
@@ -227,7 +227,7 @@ int kvfpga_model_get_config(const struct kvfpga_model *model, struct kvfpga_mode
 	return 0;
 }
 
-float kvf_f16_to_f32(uint16_t h)
+float kvfi_f16_to_f32(uint16_t h)
 {
 	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
 	uint32_t exp = (h >> 10) & 0x1fu;
@@ -257,7 +257,7 @@ float kvf_f16_to_f32(uint16_t h)
 	return f;
 }
 
-uint16_t kvf_f32_to_f16(float f)
+uint16_t kvfi_f32_to_f16(float f)
 {
 	uint32_t bits, sign, man;
 	int32_t exp;

@@ -247,27 +247,27 @@ static int read_metadata(struct rd *r, uint64_t n_kv, struct meta *mt, char *err
 		};
 
 		if (!rd_str(r, &key) || !rd_u32(r, &type))
-			return kvf_fail(err, errlen, -EPROTO,
-			                "GGUF metadata entry %llu of %llu is truncated or corrupt",
-			                (unsigned long long)i, (unsigned long long)n_kv);
+			return kvfi_fail(err, errlen, -EPROTO,
+			                 "GGUF metadata entry %llu of %llu is truncated or corrupt",
+			                 (unsigned long long)i, (unsigned long long)n_kv);
 		val = r->base + r->off;
 		if (!skip_value(r, type, &at, &an, &astart))
-			return kvf_fail(err, errlen, -EPROTO,
-			                "GGUF metadata '%.*s' is truncated or has a bad type %u",
-			                (int)key.len, key.s, type);
+			return kvfi_fail(err, errlen, -EPROTO,
+			                 "GGUF metadata '%.*s' is truncated or has a bad type %u",
+			                 (int)key.len, key.s, type);
 		for (size_t k = 0; k < sizeof(ukeys) / sizeof(ukeys[0]); k++) {
 			if (!str_is(&key, ukeys[k].name))
 				continue;
 			if (!scalar_uint(type, val, ukeys[k].val))
-				return kvf_fail(err, errlen, -EINVAL,
-				                "GGUF metadata '%s' is not a non-negative integer",
-				                ukeys[k].name);
+				return kvfi_fail(err, errlen, -EINVAL,
+				                 "GGUF metadata '%s' is not a non-negative integer",
+				                 ukeys[k].name);
 			*ukeys[k].have = true;
 		}
 		if (str_is(&key, "general.alignment")) {
 			if (!scalar_uint(type, val, &mt->alignment) || mt->alignment == 0 ||
 			    mt->alignment > 65536 || (mt->alignment & (mt->alignment - 1)))
-				return kvf_fail(
+				return kvfi_fail(
 				        err, errlen, -EINVAL,
 				        "GGUF general.alignment is not a power of two <= 65536");
 		} else if (str_is(&key, "general.architecture") ||
@@ -280,35 +280,36 @@ static int read_metadata(struct rd *r, uint64_t n_kv, struct meta *mt, char *err
 			                               : &mt->rope_scaling;
 
 			if (type != GGUF_STRING || !rd_str(&sr, dst))
-				return kvf_fail(err, errlen, -EINVAL,
-				                "GGUF metadata '%.*s' is not a string",
-				                (int)key.len, key.s);
+				return kvfi_fail(err, errlen, -EINVAL,
+				                 "GGUF metadata '%.*s' is not a string",
+				                 (int)key.len, key.s);
 		} else if (str_is(&key, "llama.attention.layer_norm_rms_epsilon")) {
 			if (!scalar_float(type, val, &mt->eps))
-				return kvf_fail(err, errlen, -EINVAL,
-				                "GGUF layer_norm_rms_epsilon is not a float");
+				return kvfi_fail(err, errlen, -EINVAL,
+				                 "GGUF layer_norm_rms_epsilon is not a float");
 			mt->have_eps = true;
 		} else if (str_is(&key, "llama.rope.freq_base")) {
 			if (!scalar_float(type, val, &mt->theta))
-				return kvf_fail(err, errlen, -EINVAL,
-				                "GGUF llama.rope.freq_base is not a float");
+				return kvfi_fail(err, errlen, -EINVAL,
+				                 "GGUF llama.rope.freq_base is not a float");
 			mt->have_theta = true;
 		} else if (str_is(&key, "tokenizer.ggml.tokens")) {
 			if (type != GGUF_ARRAY || at != GGUF_STRING)
-				return kvf_fail(err, errlen, -EINVAL,
-				                "GGUF tokenizer.ggml.tokens is not a string array");
+				return kvfi_fail(
+				        err, errlen, -EINVAL,
+				        "GGUF tokenizer.ggml.tokens is not a string array");
 			mt->tokens = astart;
 			mt->n_tokens = an;
 		} else if (str_is(&key, "tokenizer.ggml.scores")) {
 			if (type != GGUF_ARRAY || at != GGUF_F32)
-				return kvf_fail(
+				return kvfi_fail(
 				        err, errlen, -EINVAL,
 				        "GGUF tokenizer.ggml.scores is not a float32 array");
 			mt->scores = astart;
 			mt->n_scores = an;
 		} else if (str_is(&key, "tokenizer.ggml.token_type")) {
 			if (type != GGUF_ARRAY || (at != GGUF_I32 && at != GGUF_U32))
-				return kvf_fail(
+				return kvfi_fail(
 				        err, errlen, -EINVAL,
 				        "GGUF tokenizer.ggml.token_type is not an int32 array");
 			mt->types = astart;
@@ -322,9 +323,9 @@ static int read_metadata(struct rd *r, uint64_t n_kv, struct meta *mt, char *err
 			                                  : &mt->unk;
 
 			if (!scalar_uint(type, val, &id) || id > INT32_MAX)
-				return kvf_fail(err, errlen, -EINVAL,
-				                "GGUF metadata '%.*s' is not a token id",
-				                (int)key.len, key.s);
+				return kvfi_fail(err, errlen, -EINVAL,
+				                 "GGUF metadata '%.*s' is not a token id",
+				                 (int)key.len, key.s);
 			*dst = (int64_t)id;
 		}
 	}
@@ -370,7 +371,7 @@ static int check_extents(const struct tensor_info *ts, uint64_t n, uint64_t data
 	int ret = 0;
 
 	if (!e)
-		return kvf_fail(err, errlen, -ENOMEM, "out of memory");
+		return kvfi_fail(err, errlen, -ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t elems = 1, bytes;
 
@@ -380,12 +381,13 @@ static int check_extents(const struct tensor_info *ts, uint64_t n, uint64_t data
 		for (uint32_t d = 0; d < ts[i].n_dims; d++)
 			if (__builtin_mul_overflow(elems, ts[i].ne[d], &elems))
 				elems = UINT64_MAX;
-		bytes = ts[i].type == KVFPGA_DTYPE_F32   ? elems * 4
-		        : ts[i].type == KVFPGA_DTYPE_F16 ? elems * 2
-		                                         : elems / KVF_Q8_0_BLOCK * KVF_Q8_0_BYTES;
+		bytes = ts[i].type == KVFPGA_DTYPE_F32 ? elems * 4
+		        : ts[i].type == KVFPGA_DTYPE_F16
+		                ? elems * 2
+		                : elems / KVFI_Q8_0_BLOCK * KVFI_Q8_0_BYTES;
 		if (elems > (1ull << 48) || ts[i].offset > data_size ||
 		    bytes > data_size - ts[i].offset) {
-			ret = kvf_fail(
+			ret = kvfi_fail(
 			        err, errlen, -EPROTO,
 			        "GGUF tensor '%.*s' lies past the end of the file: truncated",
 			        (int)(ts[i].name.len > 64 ? 64 : ts[i].name.len), ts[i].name.s);
@@ -396,7 +398,7 @@ static int check_extents(const struct tensor_info *ts, uint64_t n, uint64_t data
 	qsort(e, k, sizeof(*e), extent_cmp);
 	for (uint64_t i = 1; i < k; i++) {
 		if (e[i].off < e[i - 1].end) {
-			ret = kvf_fail(
+			ret = kvfi_fail(
 			        err, errlen, -EINVAL,
 			        "GGUF tensors '%.*s' and '%.*s' overlap: corrupt shape or offset",
 			        (int)(e[i - 1].ti->name.len > 64 ? 64 : e[i - 1].ti->name.len),
@@ -433,7 +435,7 @@ struct bind_ctx {
  * cols) to @t / @vec.  Vectors must be f32; matrices f32, f16 or q8_0.
  */
 static int bind(const struct bind_ctx *b, const char *name, uint32_t cols, uint32_t rows,
-                struct kvf_tensor *t, const float **vec, bool optional, bool *found, char *err,
+                struct kvfi_tensor *t, const float **vec, bool optional, bool *found, char *err,
                 size_t errlen)
 {
 	const struct tensor_info *ti = find_tensor(b->ts, b->n, name);
@@ -446,41 +448,41 @@ static int bind(const struct bind_ctx *b, const char *name, uint32_t cols, uint3
 	if (!ti) {
 		if (optional)
 			return 0;
-		return kvf_fail(err, errlen, -EINVAL, "GGUF tensor '%s' is missing", name);
+		return kvfi_fail(err, errlen, -EINVAL, "GGUF tensor '%s' is missing", name);
 	}
 	if (ti->n_dims != want_dims || ti->ne[0] != cols || (rows && ti->ne[1] != rows))
-		return kvf_fail(
+		return kvfi_fail(
 		        err, errlen, -EINVAL,
 		        "GGUF tensor '%s' has shape [%llu, %llu] (%u dims), expected [%u, %u]",
 		        name, (unsigned long long)ti->ne[0],
 		        (unsigned long long)(ti->n_dims > 1 ? ti->ne[1] : 1), ti->n_dims, cols,
 		        rows ? rows : 1);
 	if (vec && ti->type != KVFPGA_DTYPE_F32)
-		return kvf_fail(err, errlen, -ENOTSUP,
-		                "GGUF tensor '%s' is %s; norm weights must be f32", name,
-		                ggml_type_name(ti->type));
+		return kvfi_fail(err, errlen, -ENOTSUP,
+		                 "GGUF tensor '%s' is %s; norm weights must be f32", name,
+		                 ggml_type_name(ti->type));
 	if (ti->type != KVFPGA_DTYPE_F32 && ti->type != KVFPGA_DTYPE_F16 &&
 	    ti->type != KVFPGA_DTYPE_Q8_0)
-		return kvf_fail(err, errlen, -ENOTSUP,
-		                "GGUF tensor '%s' is %s (ggml type %u); supported: f32, f16, q8_0",
-		                name, ggml_type_name(ti->type), ti->type);
-	rb = kvf_row_bytes((enum kvfpga_dtype)ti->type, cols);
+		return kvfi_fail(err, errlen, -ENOTSUP,
+		                 "GGUF tensor '%s' is %s (ggml type %u); supported: f32, f16, q8_0",
+		                 name, ggml_type_name(ti->type), ti->type);
+	rb = kvfi_row_bytes((enum kvfpga_dtype)ti->type, cols);
 	if (!rb)
-		return kvf_fail(err, errlen, -EINVAL,
-		                "GGUF tensor '%s': %u columns do not fit %s blocks", name, cols,
-		                ggml_type_name(ti->type));
+		return kvfi_fail(err, errlen, -EINVAL,
+		                 "GGUF tensor '%s': %u columns do not fit %s blocks", name, cols,
+		                 ggml_type_name(ti->type));
 	nbytes = (uint64_t)rb * (rows ? rows : 1);
 	if (ti->offset > b->data_size || nbytes > b->data_size - ti->offset)
-		return kvf_fail(err, errlen, -EPROTO,
-		                "GGUF tensor '%s' (%llu bytes at data offset %llu) lies past the "
-		                "end of the file: truncated",
-		                name, (unsigned long long)nbytes, (unsigned long long)ti->offset);
+		return kvfi_fail(err, errlen, -EPROTO,
+		                 "GGUF tensor '%s' (%llu bytes at data offset %llu) lies past the "
+		                 "end of the file: truncated",
+		                 name, (unsigned long long)nbytes, (unsigned long long)ti->offset);
 	if (((uintptr_t)(b->data + ti->offset)) % (ti->type == KVFPGA_DTYPE_F32 ? 4 : 2))
-		return kvf_fail(err, errlen, -EINVAL, "GGUF tensor '%s' is misaligned", name);
+		return kvfi_fail(err, errlen, -EINVAL, "GGUF tensor '%s' is misaligned", name);
 	if (vec)
 		*vec = (const float *)(b->data + ti->offset);
 	else
-		kvf_tensor_init(t, b->data + ti->offset, (enum kvfpga_dtype)ti->type, rows, cols);
+		kvfi_tensor_init(t, b->data + ti->offset, (enum kvfpga_dtype)ti->type, rows, cols);
 	return 0;
 }
 
@@ -493,13 +495,13 @@ static int bind_layers(struct kvfpga_model *m, const struct bind_ctx *b, char *e
 
 	m->layers = calloc(c->n_layers, sizeof(*m->layers));
 	if (!m->layers)
-		return kvf_fail(err, errlen, -ENOMEM, "out of memory");
+		return kvfi_fail(err, errlen, -ENOMEM, "out of memory");
 	for (uint32_t l = 0; l < c->n_layers; l++) {
-		struct kvf_layer *ly = &m->layers[l];
+		struct kvfi_layer *ly = &m->layers[l];
 		const struct {
 			const char *suffix;
 			uint32_t cols, rows;
-			struct kvf_tensor *t;
+			struct kvfi_tensor *t;
 			const float **vec;
 		} parts[] = {
 			{ "attn_norm", c->dim, 0, NULL, &ly->rms_att },
@@ -531,15 +533,16 @@ static int check_vocab(struct kvfpga_model *m, const struct meta *mt, char *err,
 	if (mt->tok_model.s && !str_is(&mt->tok_model, "llama"))
 		return 0; /* kvfpga_tokenizer_from_model reports the unsupported kind */
 	if (mt->n_tokens == 0 || mt->n_tokens > m->cfg.vocab_size)
-		return kvf_fail(err, errlen, -EINVAL,
-		                "GGUF vocabulary has %llu tokens but the embedding has %u rows",
-		                (unsigned long long)mt->n_tokens, m->cfg.vocab_size);
+		return kvfi_fail(err, errlen, -EINVAL,
+		                 "GGUF vocabulary has %llu tokens but the embedding has %u rows",
+		                 (unsigned long long)mt->n_tokens, m->cfg.vocab_size);
 	if (mt->scores && mt->n_scores != mt->n_tokens)
-		return kvf_fail(err, errlen, -EINVAL, "GGUF has %llu token scores for %llu tokens",
-		                (unsigned long long)mt->n_scores, (unsigned long long)mt->n_tokens);
+		return kvfi_fail(err, errlen, -EINVAL, "GGUF has %llu token scores for %llu tokens",
+		                 (unsigned long long)mt->n_scores,
+		                 (unsigned long long)mt->n_tokens);
 	if (mt->types && mt->n_types != mt->n_tokens)
-		return kvf_fail(err, errlen, -EINVAL, "GGUF has %llu token types for %llu tokens",
-		                (unsigned long long)mt->n_types, (unsigned long long)mt->n_tokens);
+		return kvfi_fail(err, errlen, -EINVAL, "GGUF has %llu token types for %llu tokens",
+		                 (unsigned long long)mt->n_types, (unsigned long long)mt->n_tokens);
 	m->vocab.present = 1;
 	m->vocab.n_tokens = mt->n_tokens;
 	m->vocab.tokens = mt->tokens;
@@ -551,7 +554,7 @@ static int check_vocab(struct kvfpga_model *m, const struct meta *mt, char *err,
 	return 0;
 }
 
-int kvf_load_gguf(struct kvfpga_model *m, char *err, size_t errlen)
+int kvfi_load_gguf(struct kvfpga_model *m, char *err, size_t errlen)
 {
 	struct kvfpga_model_config *c = &m->cfg;
 	struct rd r = { m->map, 0, m->map_size };
@@ -567,16 +570,16 @@ int kvf_load_gguf(struct kvfpga_model *m, char *err, size_t errlen)
 	mt.alignment = 32;
 	mt.bos = mt.eos = mt.unk = -1;
 	if (!rd_u32(&r, &magic) || memcmp(&magic, "GGUF", 4) != 0)
-		return kvf_fail(err, errlen, -EINVAL, "not a GGUF file (bad magic)");
+		return kvfi_fail(err, errlen, -EINVAL, "not a GGUF file (bad magic)");
 	if (!rd_u32(&r, &version))
-		return kvf_fail(err, errlen, -EPROTO, "GGUF header truncated");
+		return kvfi_fail(err, errlen, -EPROTO, "GGUF header truncated");
 	if (version != 2 && version != 3)
-		return kvf_fail(err, errlen, -ENOTSUP,
-		                "GGUF version %u is not supported (only 2 and 3)", version);
+		return kvfi_fail(err, errlen, -ENOTSUP,
+		                 "GGUF version %u is not supported (only 2 and 3)", version);
 	if (!rd_u64(&r, &n_tensors) || !rd_u64(&r, &n_kv))
-		return kvf_fail(err, errlen, -EPROTO, "GGUF header truncated");
+		return kvfi_fail(err, errlen, -EPROTO, "GGUF header truncated");
 	if (n_tensors > GGUF_MAX_TENSORS || n_kv > GGUF_MAX_KV)
-		return kvf_fail(
+		return kvfi_fail(
 		        err, errlen, -EINVAL,
 		        "GGUF header claims %llu tensors and %llu metadata entries: corrupt",
 		        (unsigned long long)n_tensors, (unsigned long long)n_kv);
@@ -584,15 +587,15 @@ int kvf_load_gguf(struct kvfpga_model *m, char *err, size_t errlen)
 	if (ret)
 		return ret;
 	if (!mt.arch.s)
-		return kvf_fail(err, errlen, -EINVAL, "GGUF has no general.architecture");
+		return kvfi_fail(err, errlen, -EINVAL, "GGUF has no general.architecture");
 	if (!str_is(&mt.arch, "llama"))
-		return kvf_fail(err, errlen, -EINVAL,
-		                "GGUF architecture is '%.*s'; only 'llama' is supported",
-		                (int)(mt.arch.len > 64 ? 64 : mt.arch.len), mt.arch.s);
+		return kvfi_fail(err, errlen, -EINVAL,
+		                 "GGUF architecture is '%.*s'; only 'llama' is supported",
+		                 (int)(mt.arch.len > 64 ? 64 : mt.arch.len), mt.arch.s);
 	if (mt.rope_scaling.s && !str_is(&mt.rope_scaling, "none"))
-		return kvf_fail(err, errlen, -ENOTSUP, "GGUF RoPE scaling '%.*s' is not supported",
-		                (int)(mt.rope_scaling.len > 64 ? 64 : mt.rope_scaling.len),
-		                mt.rope_scaling.s);
+		return kvfi_fail(err, errlen, -ENOTSUP, "GGUF RoPE scaling '%.*s' is not supported",
+		                 (int)(mt.rope_scaling.len > 64 ? 64 : mt.rope_scaling.len),
+		                 mt.rope_scaling.s);
 	{
 		const struct {
 			const char *name;
@@ -607,71 +610,73 @@ int kvf_load_gguf(struct kvfpga_model *m, char *err, size_t errlen)
 
 		for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++)
 			if (!req[i].have)
-				return kvf_fail(err, errlen, -EINVAL, "GGUF metadata lacks %s",
-				                req[i].name);
+				return kvfi_fail(err, errlen, -EINVAL, "GGUF metadata lacks %s",
+				                 req[i].name);
 	}
-	if (mt.dim > KVF_MAX_DIM || mt.ffn > KVF_MAX_HIDDEN || mt.blocks > KVF_MAX_LAYERS ||
-	    mt.heads > KVF_MAX_HEADS || (mt.have_kv_heads && mt.kv_heads > KVF_MAX_HEADS) ||
+	if (mt.dim > KVFI_MAX_DIM || mt.ffn > KVFI_MAX_HIDDEN || mt.blocks > KVFI_MAX_LAYERS ||
+	    mt.heads > KVFI_MAX_HEADS || (mt.have_kv_heads && mt.kv_heads > KVFI_MAX_HEADS) ||
 	    mt.ctx > UINT32_MAX)
-		return kvf_fail(err, errlen, -EINVAL,
-		                "GGUF hyperparameters are absurd (dim %llu, ffn %llu, %llu blocks, "
-		                "%llu heads, context %llu)",
-		                (unsigned long long)mt.dim, (unsigned long long)mt.ffn,
-		                (unsigned long long)mt.blocks, (unsigned long long)mt.heads,
-		                (unsigned long long)mt.ctx);
+		return kvfi_fail(
+		        err, errlen, -EINVAL,
+		        "GGUF hyperparameters are absurd (dim %llu, ffn %llu, %llu blocks, "
+		        "%llu heads, context %llu)",
+		        (unsigned long long)mt.dim, (unsigned long long)mt.ffn,
+		        (unsigned long long)mt.blocks, (unsigned long long)mt.heads,
+		        (unsigned long long)mt.ctx);
 	c->dim = (uint32_t)mt.dim;
 	c->hidden_dim = (uint32_t)mt.ffn;
 	c->n_layers = (uint32_t)mt.blocks;
 	c->n_heads = (uint32_t)mt.heads;
 	c->n_kv_heads = (uint32_t)(mt.have_kv_heads ? mt.kv_heads : mt.heads);
-	c->seq_len = (uint32_t)(mt.ctx > KVF_MAX_SEQ_LEN ? KVF_MAX_SEQ_LEN : mt.ctx);
+	c->seq_len = (uint32_t)(mt.ctx > KVFI_MAX_SEQ_LEN ? KVFI_MAX_SEQ_LEN : mt.ctx);
 	c->rms_eps = mt.have_eps ? (float)mt.eps : 1e-5f;
 	c->rope_theta = mt.have_theta ? (float)mt.theta : 10000.0f;
 
 	/* Tensor infos. */
 	ts = calloc(n_tensors ? n_tensors : 1, sizeof(*ts));
 	if (!ts)
-		return kvf_fail(err, errlen, -ENOMEM, "out of memory");
+		return kvfi_fail(err, errlen, -ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < n_tensors; i++) {
 		struct tensor_info *ti = &ts[i];
 
 		if (!rd_str(&r, &ti->name) || !rd_u32(&r, &ti->n_dims)) {
-			ret = kvf_fail(err, errlen, -EPROTO, "GGUF tensor info %llu truncated",
-			               (unsigned long long)i);
+			ret = kvfi_fail(err, errlen, -EPROTO, "GGUF tensor info %llu truncated",
+			                (unsigned long long)i);
 			goto out;
 		}
 		if (ti->n_dims == 0 || ti->n_dims > GGUF_MAX_DIMS) {
-			ret = kvf_fail(err, errlen, -EINVAL, "GGUF tensor '%.*s' has %u dimensions",
-			               (int)(ti->name.len > 64 ? 64 : ti->name.len), ti->name.s,
-			               ti->n_dims);
+			ret = kvfi_fail(err, errlen, -EINVAL,
+			                "GGUF tensor '%.*s' has %u dimensions",
+			                (int)(ti->name.len > 64 ? 64 : ti->name.len), ti->name.s,
+			                ti->n_dims);
 			goto out;
 		}
 		for (uint32_t d = 0; d < ti->n_dims; d++) {
 			if (!rd_u64(&r, &ti->ne[d]) || ti->ne[d] == 0 || ti->ne[d] > UINT32_MAX) {
-				ret = kvf_fail(err, errlen, -EINVAL,
-				               "GGUF tensor '%.*s' has a bad or truncated shape",
-				               (int)(ti->name.len > 64 ? 64 : ti->name.len),
-				               ti->name.s);
+				ret = kvfi_fail(err, errlen, -EINVAL,
+				                "GGUF tensor '%.*s' has a bad or truncated shape",
+				                (int)(ti->name.len > 64 ? 64 : ti->name.len),
+				                ti->name.s);
 				goto out;
 			}
 		}
 		if (!rd_u32(&r, &ti->type) || !rd_u64(&r, &ti->offset)) {
-			ret = kvf_fail(err, errlen, -EPROTO, "GGUF tensor info %llu truncated",
-			               (unsigned long long)i);
+			ret = kvfi_fail(err, errlen, -EPROTO, "GGUF tensor info %llu truncated",
+			                (unsigned long long)i);
 			goto out;
 		}
 		if (ti->offset % mt.alignment) {
-			ret = kvf_fail(err, errlen, -EINVAL,
-			               "GGUF tensor '%.*s' offset %llu is not aligned to %llu",
-			               (int)(ti->name.len > 64 ? 64 : ti->name.len), ti->name.s,
-			               (unsigned long long)ti->offset,
-			               (unsigned long long)mt.alignment);
+			ret = kvfi_fail(err, errlen, -EINVAL,
+			                "GGUF tensor '%.*s' offset %llu is not aligned to %llu",
+			                (int)(ti->name.len > 64 ? 64 : ti->name.len), ti->name.s,
+			                (unsigned long long)ti->offset,
+			                (unsigned long long)mt.alignment);
 			goto out;
 		}
 	}
 	data_start = (r.off + mt.alignment - 1) / mt.alignment * mt.alignment;
 	if (data_start > m->map_size) {
-		ret = kvf_fail(err, errlen, -EPROTO, "GGUF file ends before its tensor data");
+		ret = kvfi_fail(err, errlen, -EPROTO, "GGUF file ends before its tensor data");
 		goto out;
 	}
 
@@ -684,21 +689,22 @@ int kvf_load_gguf(struct kvfpga_model *m, char *err, size_t errlen)
 		const struct tensor_info *emb = find_tensor(ts, n_tensors, "token_embd.weight");
 
 		if (!emb) {
-			ret = kvf_fail(err, errlen, -EINVAL,
-			               "GGUF tensor 'token_embd.weight' is missing");
+			ret = kvfi_fail(err, errlen, -EINVAL,
+			                "GGUF tensor 'token_embd.weight' is missing");
 			goto out;
 		}
 		c->vocab_size =
-		        emb->n_dims == 2 && emb->ne[1] <= KVF_MAX_VOCAB ? (uint32_t)emb->ne[1] : 0;
+		        emb->n_dims == 2 && emb->ne[1] <= KVFI_MAX_VOCAB ? (uint32_t)emb->ne[1] : 0;
 	}
-	ret = kvf_check_config(c, err, errlen);
+	ret = kvfi_check_config(c, err, errlen);
 	if (ret)
 		goto out;
 	if (mt.have_rope_dims && mt.rope_dims != c->head_dim) {
-		ret = kvf_fail(err, errlen, -ENOTSUP,
-		               "GGUF llama.rope.dimension_count %llu != head size %u (partial RoPE "
-		               "is not supported)",
-		               (unsigned long long)mt.rope_dims, c->head_dim);
+		ret = kvfi_fail(
+		        err, errlen, -ENOTSUP,
+		        "GGUF llama.rope.dimension_count %llu != head size %u (partial RoPE "
+		        "is not supported)",
+		        (unsigned long long)mt.rope_dims, c->head_dim);
 		goto out;
 	}
 	b.m = m;

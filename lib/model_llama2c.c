@@ -20,9 +20,9 @@ struct cursor {
 };
 
 /* Take an [rows x cols] f32 tensor at the cursor; the caller checked the total size. */
-static void take(struct cursor *c, struct kvf_tensor *t, uint32_t rows, uint32_t cols)
+static void take(struct cursor *c, struct kvfi_tensor *t, uint32_t rows, uint32_t cols)
 {
-	kvf_tensor_init(t, c->base + c->off, KVFPGA_DTYPE_F32, rows, cols);
+	kvfi_tensor_init(t, c->base + c->off, KVFPGA_DTYPE_F32, rows, cols);
 	c->off += (size_t)rows * cols * 4;
 }
 
@@ -34,7 +34,7 @@ static const float *take_vec(struct cursor *c, size_t n)
 	return p;
 }
 
-int kvf_load_llama2c(struct kvfpga_model *m, char *err, size_t errlen)
+int kvfi_load_llama2c(struct kvfpga_model *m, char *err, size_t errlen)
 {
 	struct kvfpga_model_config *cfg = &m->cfg;
 	int32_t hdr[7];
@@ -43,18 +43,19 @@ int kvf_load_llama2c(struct kvfpga_model *m, char *err, size_t errlen)
 	int ret;
 
 	if (m->map_size < LLAMA2C_HEADER_BYTES)
-		return kvf_fail(err, errlen, -EPROTO,
-		                "llama2.c checkpoint truncated: %zu bytes, header needs %d",
-		                m->map_size, LLAMA2C_HEADER_BYTES);
+		return kvfi_fail(err, errlen, -EPROTO,
+		                 "llama2.c checkpoint truncated: %zu bytes, header needs %d",
+		                 m->map_size, LLAMA2C_HEADER_BYTES);
 	memcpy(hdr, m->map, sizeof(hdr));
 	for (int i = 0; i < 7; i++) {
 		if (i != 5 && hdr[i] <= 0)
-			return kvf_fail(err, errlen, -EINVAL,
-			                "llama2.c header field %d is %d: not a llama2.c checkpoint",
-			                i, hdr[i]);
+			return kvfi_fail(
+			        err, errlen, -EINVAL,
+			        "llama2.c header field %d is %d: not a llama2.c checkpoint", i,
+			        hdr[i]);
 	}
 	if (hdr[5] == 0 || hdr[5] == INT32_MIN)
-		return kvf_fail(err, errlen, -EINVAL, "llama2.c header: vocab_size %d", hdr[5]);
+		return kvfi_fail(err, errlen, -EINVAL, "llama2.c header: vocab_size %d", hdr[5]);
 	cfg->dim = (uint32_t)hdr[0];
 	cfg->hidden_dim = (uint32_t)hdr[1];
 	cfg->n_layers = (uint32_t)hdr[2];
@@ -65,7 +66,7 @@ int kvf_load_llama2c(struct kvfpga_model *m, char *err, size_t errlen)
 	cfg->seq_len = (uint32_t)hdr[6];
 	cfg->rms_eps = 1e-5f;
 	cfg->rope_theta = 10000.0f;
-	ret = kvf_check_config(cfg, err, errlen);
+	ret = kvfi_check_config(cfg, err, errlen);
 	if (ret)
 		return ret;
 
@@ -83,18 +84,18 @@ int kvf_load_llama2c(struct kvfpga_model *m, char *err, size_t errlen)
 		need += vocab * dim;
 	need = need * 4 + LLAMA2C_HEADER_BYTES;
 	if (need != m->map_size)
-		return kvf_fail(err, errlen, -EPROTO,
-		                "llama2.c checkpoint is %zu bytes but its header (dim %u, hidden "
-		                "%u, %u layers, %u/%u heads, vocab %u%s, seq %u) needs %llu: %s",
-		                m->map_size, cfg->dim, cfg->hidden_dim, cfg->n_layers, cfg->n_heads,
-		                cfg->n_kv_heads, cfg->vocab_size,
-		                cfg->shared_classifier ? "" : " unshared", cfg->seq_len,
-		                (unsigned long long)need,
-		                need > m->map_size ? "truncated" : "trailing data or wrong header");
+		return kvfi_fail(
+		        err, errlen, -EPROTO,
+		        "llama2.c checkpoint is %zu bytes but its header (dim %u, hidden "
+		        "%u, %u layers, %u/%u heads, vocab %u%s, seq %u) needs %llu: %s",
+		        m->map_size, cfg->dim, cfg->hidden_dim, cfg->n_layers, cfg->n_heads,
+		        cfg->n_kv_heads, cfg->vocab_size, cfg->shared_classifier ? "" : " unshared",
+		        cfg->seq_len, (unsigned long long)need,
+		        need > m->map_size ? "truncated" : "trailing data or wrong header");
 
 	m->layers = calloc(cfg->n_layers, sizeof(*m->layers));
 	if (!m->layers)
-		return kvf_fail(err, errlen, -ENOMEM, "out of memory");
+		return kvfi_fail(err, errlen, -ENOMEM, "out of memory");
 	c.base = m->map;
 	c.size = m->map_size;
 	c.off = LLAMA2C_HEADER_BYTES;

@@ -202,21 +202,21 @@ int kvfpga_tokenizer_load_llama2c(const char *path, uint32_t vocab_size,
 
 	if (err && errlen)
 		err[0] = '\0';
-	if (!path || !out || vocab_size < 3 || vocab_size > KVF_MAX_VOCAB)
-		return kvf_fail(err, errlen, -EINVAL, "bad tokenizer arguments");
+	if (!path || !out || vocab_size < 3 || vocab_size > KVFI_MAX_VOCAB)
+		return kvfi_fail(err, errlen, -EINVAL, "bad tokenizer arguments");
 	f = fopen(path, "rb");
 	if (!f) {
 		ret = -errno;
-		return kvf_fail(err, errlen, ret, "%s: %s", path, strerror(-ret));
+		return kvfi_fail(err, errlen, ret, "%s: %s", path, strerror(-ret));
 	}
 	t = tok_new(vocab_size);
 	buf = malloc(MAX_PIECE_LEN);
 	if (!t || !buf) {
-		ret = kvf_fail(err, errlen, -ENOMEM, "out of memory");
+		ret = kvfi_fail(err, errlen, -ENOMEM, "out of memory");
 		goto out;
 	}
 	if (fread(&max_len, 4, 1, f) != 1) {
-		ret = kvf_fail(err, errlen, -EPROTO, "%s: truncated header", path);
+		ret = kvfi_fail(err, errlen, -EPROTO, "%s: truncated header", path);
 		goto out;
 	}
 	for (uint32_t id = 0; id < vocab_size; id++) {
@@ -224,34 +224,35 @@ int kvfpga_tokenizer_load_llama2c(const char *path, uint32_t vocab_size,
 		uint32_t len;
 
 		if (fread(&score, 4, 1, f) != 1 || fread(&len, 4, 1, f) != 1) {
-			ret = kvf_fail(err, errlen, -EPROTO,
-			               "%s: ends after %u of %u tokens (vocabulary size mismatch "
-			               "or truncated file)",
-			               path, id, vocab_size);
+			ret = kvfi_fail(err, errlen, -EPROTO,
+			                "%s: ends after %u of %u tokens (vocabulary size mismatch "
+			                "or truncated file)",
+			                path, id, vocab_size);
 			goto out;
 		}
 		if (len > max_len || len >= MAX_PIECE_LEN) {
-			ret = kvf_fail(err, errlen, -EPROTO,
-			               "%s: token %u has length %u (max_token_length %u): corrupt",
-			               path, id, len, max_len);
+			ret = kvfi_fail(err, errlen, -EPROTO,
+			                "%s: token %u has length %u (max_token_length %u): corrupt",
+			                path, id, len, max_len);
 			goto out;
 		}
 		if (len && fread(buf, 1, len, f) != len) {
-			ret = kvf_fail(err, errlen, -EPROTO, "%s: truncated in token %u", path, id);
+			ret = kvfi_fail(err, errlen, -EPROTO, "%s: truncated in token %u", path,
+			                id);
 			goto out;
 		}
 		ret = tok_set(t, id, buf, len, score, false);
 		if (ret) {
-			kvf_fail(err, errlen, ret, "out of memory");
+			kvfi_fail(err, errlen, ret, "out of memory");
 			goto out;
 		}
 		t->p[id].kind = PIECE_NORMAL;
 	}
 	if (fgetc(f) != EOF) {
-		ret = kvf_fail(err, errlen, -EPROTO,
-		               "%s: data after %u tokens: the model's vocabulary size does not "
-		               "match this tokenizer",
-		               path, vocab_size);
+		ret = kvfi_fail(err, errlen, -EPROTO,
+		                "%s: data after %u tokens: the model's vocabulary size does not "
+		                "match this tokenizer",
+		                path, vocab_size);
 		goto out;
 	}
 	/* llama2.c's fixed ids: 0 <unk>, 1 <s> (BOS), 2 </s> (EOS). */
@@ -273,22 +274,22 @@ out:
 int kvfpga_tokenizer_from_model(const struct kvfpga_model *model, struct kvfpga_tokenizer **out,
                                 char *err, size_t errlen)
 {
-	const struct kvf_gguf_vocab *v;
+	const struct kvfi_gguf_vocab *v;
 	struct kvfpga_tokenizer *t;
 	const uint8_t *p;
 
 	if (err && errlen)
 		err[0] = '\0';
 	if (!model || !out)
-		return kvf_fail(err, errlen, -EINVAL, "bad tokenizer arguments");
+		return kvfi_fail(err, errlen, -EINVAL, "bad tokenizer arguments");
 	v = &model->vocab;
 	if (!v->present)
-		return kvf_fail(err, errlen, -ENOENT,
-		                "the model has no llama (SentencePiece) vocabulary; pass a "
-		                "tokenizer file");
+		return kvfi_fail(err, errlen, -ENOENT,
+		                 "the model has no llama (SentencePiece) vocabulary; pass a "
+		                 "tokenizer file");
 	t = tok_new((uint32_t)v->n_tokens);
 	if (!t)
-		return kvf_fail(err, errlen, -ENOMEM, "out of memory");
+		return kvfi_fail(err, errlen, -ENOMEM, "out of memory");
 	p = v->tokens;
 	for (uint32_t id = 0; id < t->n; id++) {
 		uint64_t len;
@@ -305,7 +306,7 @@ int kvfpga_tokenizer_from_model(const struct kvfpga_model *model, struct kvfpga_
 		ret = tok_set(t, id, (const char *)p + 8, len, score, true);
 		if (ret) {
 			kvfpga_tokenizer_free(t);
-			return kvf_fail(err, errlen, ret, "out of memory");
+			return kvfi_fail(err, errlen, ret, "out of memory");
 		}
 		t->p[id].kind =
 		        type >= PIECE_NORMAL && type <= PIECE_BYTE ? (uint8_t)type : PIECE_NORMAL;
@@ -319,7 +320,7 @@ int kvfpga_tokenizer_from_model(const struct kvfpga_model *model, struct kvfpga_
 		t->unk = (uint32_t)v->unk;
 	if (t->bos >= t->n || t->eos >= t->n) {
 		kvfpga_tokenizer_free(t);
-		return kvf_fail(err, errlen, -EINVAL, "GGUF vocabulary too small for BOS/EOS");
+		return kvfi_fail(err, errlen, -EINVAL, "GGUF vocabulary too small for BOS/EOS");
 	}
 	tok_index(t);
 	*out = t;

@@ -136,6 +136,8 @@ struct kvfpga_infer_attn_ops {
 	/* Optional.  After every layer succeeded: the runs' positions are final. */
 	int (*commit)(void *state, const struct kvfpga_infer_attn_run *runs, size_t n_runs);
 	int (*stats)(void *state, struct kvfpga_infer_attn_stats *stats); /* may be NULL */
+	/* Optional: a one-line reason for the backend's most recent failure. */
+	int (*last_error)(void *state, char *buf, size_t len);
 	void (*destroy)(void *state);
 };
 
@@ -210,6 +212,9 @@ struct kvfpga_token_in {
  */
 int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in *tokens, size_t n,
                          float *logits);
+
+/* The attention backend's reason for its most recent failure ("" if it has none). */
+int kvfpga_infer_last_error(const struct kvfpga_infer *inf, char *buf, size_t len);
 
 struct kvfpga_infer_stats {
 	uint64_t forward_calls;
