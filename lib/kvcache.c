@@ -31,6 +31,8 @@ static uint32_t dtype_size(enum kvfpga_kvcache_dtype dtype)
 		return 4;
 	case KVFPGA_KVCACHE_F16:
 		return 2;
+	case KVFPGA_KVCACHE_I8:
+		return 1;
 	}
 	return 0;
 }
@@ -41,7 +43,7 @@ static int compute_layout(const struct kvfpga_kvcache_config *cfg,
 {
 	uint32_t bs = cfg->block_size;
 	uint32_t elem = dtype_size(cfg->dtype);
-	uint64_t head, kv, layer, block_elems, block_bytes, n_blocks, arena;
+	uint64_t head, kv, layer, block_elems, block_bytes, n_blocks, arena, scale_offset = 0;
 
 	if (!cfg->n_layers || !cfg->n_kv_heads || !cfg->head_dim || !elem)
 		return -EINVAL;
@@ -56,6 +58,17 @@ static int compute_layout(const struct kvfpga_kvcache_config *cfg,
 	    __builtin_mul_overflow(layer, (uint64_t)cfg->n_layers, &block_elems) ||
 	    __builtin_mul_overflow(block_elems, (uint64_t)elem, &block_bytes))
 		return -EOVERFLOW;
+	if (cfg->dtype == KVFPGA_KVCACHE_I8) {
+		/* float scales[n_layers][2][n_kv_heads] after the data, 16-byte aligned. */
+		uint64_t n_scales = (uint64_t)cfg->n_layers * 2 * cfg->n_kv_heads;
+
+		if (block_bytes > UINT64_MAX / 2 || n_scales > UINT64_MAX / 8)
+			return -EOVERFLOW;
+		scale_offset = (block_bytes + 15) & ~(uint64_t)15;
+		if (scale_offset > UINT64_MAX - 4 * n_scales - 15)
+			return -EOVERFLOW;
+		block_bytes = (scale_offset + 4 * n_scales + 15) & ~(uint64_t)15;
+	}
 
 	if (cfg->n_blocks)
 		n_blocks = cfg->n_blocks;
@@ -82,6 +95,7 @@ static int compute_layout(const struct kvfpga_kvcache_config *cfg,
 	lay->block_bytes = block_bytes;
 	lay->arena_bytes = arena;
 	lay->bytes_per_token = block_bytes / bs;
+	lay->scale_offset = scale_offset;
 	return 0;
 }
 
@@ -398,6 +412,11 @@ int32_t kvc_alloc_block(struct kvfpga_kvcache *kc)
 	kc->blocks[id].next = -1;
 	kc->blocks[id].state = KVC_PRIVATE;
 	kc->blocks[id].ref = 1;
+	if (kc->lay.scale_offset) {
+		/* int8: a fresh block starts with zero scales, not its last user's. */
+		memset(kvc_block_ptr(kc, id) + kc->lay.scale_offset, 0,
+		       kc->lay.block_bytes - kc->lay.scale_offset);
+	}
 	return id;
 }
 

@@ -6,6 +6,7 @@
  * a failed call changes nothing.
  */
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,59 @@ int kvfpga_kvseq_append(struct kvfpga_kvseq *seq, const int32_t *tokens, uint32_
 	return 0;
 }
 
+/* int8: round x / scale to the nearest (ties away from zero), saturating at +-127. */
+static int8_t quantize(float x, float scale)
+{
+	float r;
+
+	if (x != x)
+		return 0; /* NaN */
+	if (scale == 0.0f)
+		return (int8_t)(x > 0 ? 127 : x < 0 ? -127 : 0); /* only 0 or +-Inf get here */
+	r = x / scale;
+	if (r >= 127.0f)
+		return 127;
+	if (r <= -127.0f)
+		return -127;
+	return (int8_t)(r >= 0 ? (int)(r + 0.5f) : -(int)(-r + 0.5f));
+}
+
+/*
+ * int8 row of one head.  When the row does not fit the scale of (block,
+ * layer, kv, head), the scale doubles until it does (a fresh block's zero
+ * scale becomes max|x| / 127) and the block's values of that head are
+ * requantised.  Doubling bounds the error that repeated requantisation adds:
+ * every value stays within one final scale step of what was written.
+ */
+static void store_i8(int8_t *group, float *scale, uint32_t group_len, int8_t *dst, const float *x,
+                     uint32_t n)
+{
+	float amax = 0.0f, s = *scale;
+
+	for (uint32_t i = 0; i < n; i++) {
+		float a = x[i] < 0 ? -x[i] : x[i];
+
+		if (a > amax && a <= FLT_MAX)
+			amax = a;
+	}
+	if (amax > 127.0f * s) {
+		float ns = s, ratio;
+
+		if (s == 0.0f) {
+			ns = amax / 127.0f;
+		} else {
+			while (amax > 127.0f * ns)
+				ns *= 2.0f;
+		}
+		ratio = s / ns; /* 0 or a power of two */
+		for (uint32_t j = 0; j < group_len; j++)
+			group[j] = quantize((float)group[j] * ratio, 1.0f);
+		*scale = s = ns;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		dst[i] = quantize(x[i], s);
+}
+
 /* Store one row of n_kv_heads * head_dim floats at (layer, kv, slot) of block @id. */
 static void store_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer, uint32_t kv,
                       uint32_t slot, const float *row)
@@ -168,6 +222,18 @@ static void store_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t laye
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++)
 			memcpy(dst + h * l->head_stride, row + (size_t)h * hd, hd * sizeof(float));
+	} else if (l->dtype == KVFPGA_KVCACHE_I8) {
+		int8_t *blk = (int8_t *)kvc_block_ptr(kc, id);
+		float *scales = (float *)(void *)(kvc_block_ptr(kc, id) + l->scale_offset) +
+		                (size_t)(layer * 2 + kv) * l->n_kv_heads;
+
+		for (uint32_t h = 0; h < l->n_kv_heads; h++) {
+			int8_t *group = blk + layer * l->layer_stride + kv * l->kv_stride +
+			                h * l->head_stride;
+
+			store_i8(group, &scales[h], (uint32_t)l->head_stride,
+			         blk + off + h * l->head_stride, row + (size_t)h * hd, hd);
+		}
 	} else {
 		uint16_t *dst = (uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
 
@@ -193,6 +259,16 @@ static void load_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++)
 			memcpy(row + (size_t)h * hd, src + h * l->head_stride, hd * sizeof(float));
+	} else if (l->dtype == KVFPGA_KVCACHE_I8) {
+		const int8_t *src = (const int8_t *)kvc_block_ptr(kc, id) + off;
+		const float *scales =
+		        (const float *)(const void *)(kvc_block_ptr(kc, id) + l->scale_offset) +
+		        (size_t)(layer * 2 + kv) * l->n_kv_heads;
+
+		for (uint32_t h = 0; h < l->n_kv_heads; h++)
+			for (uint32_t i = 0; i < hd; i++)
+				row[(size_t)h * hd + i] =
+				        (float)src[h * l->head_stride + i] * scales[h];
 	} else {
 		const uint16_t *src = (const uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
 

@@ -38,6 +38,12 @@ struct kvfpga_kvseq;
 enum kvfpga_kvcache_dtype {
 	KVFPGA_KVCACHE_F32 = 1, /* IEEE binary32 */
 	KVFPGA_KVCACHE_F16 = 2, /* IEEE binary16, rounded to nearest even */
+	/*
+	 * int8, symmetric: value = q * scale with one float scale per
+	 * (block, layer, kv, head), stored in the block after the data
+	 * (see struct kvfpga_kvcache_layout.scale_offset).
+	 */
+	KVFPGA_KVCACHE_I8 = 3,
 };
 
 #define KVFPGA_KVCACHE_DEFAULT_BLOCK_SIZE 16u
@@ -86,11 +92,14 @@ void kvfpga_kvcache_destroy(struct kvfpga_kvcache *kc);
  * Strides are in elements of the dtype; the element offset of
  * (layer l, kv, head h, slot t, dim d) inside a block is
  *   l * layer_stride + kv * kv_stride + h * head_stride + t * slot_stride + d.
+ * For int8 the scales follow the data inside each block: float
+ * scales[n_layers][2][n_kv_heads] at byte scale_offset of the block (16-byte
+ * aligned), and block_bytes is rounded up to a multiple of 16.
  */
 struct kvfpga_kvcache_layout {
 	uint32_t n_layers, n_kv_heads, head_dim, block_size;
 	enum kvfpga_kvcache_dtype dtype;
-	uint32_t elem_size; /* bytes per element: 4 or 2 */
+	uint32_t elem_size; /* bytes per element: 4, 2 or 1 */
 	uint32_t n_blocks;
 	uint32_t pad;
 	uint64_t slot_stride;     /* head_dim */
@@ -98,9 +107,10 @@ struct kvfpga_kvcache_layout {
 	uint64_t kv_stride;       /* n_kv_heads * head_stride */
 	uint64_t layer_stride;    /* 2 * kv_stride */
 	uint64_t block_elems;     /* n_layers * layer_stride */
-	uint64_t block_bytes;     /* block_elems * elem_size */
+	uint64_t block_bytes;     /* block_elems * elem_size (int8: plus the scales, rounded) */
 	uint64_t arena_bytes;     /* n_blocks * block_bytes (the buffer may be larger) */
 	uint64_t bytes_per_token; /* block_bytes / block_size */
+	uint64_t scale_offset;    /* int8: byte offset of the scales in a block; else 0 */
 };
 
 int kvfpga_kvcache_get_layout(const struct kvfpga_kvcache *kc, struct kvfpga_kvcache_layout *out);
@@ -198,6 +208,11 @@ int kvfpga_kvseq_append(struct kvfpga_kvseq *seq, const int32_t *tokens, uint32_
  * Write the K and V rows of position @pos for @layer: each is n_kv_heads *
  * head_dim floats (head-major), converted to the cache's dtype and stored
  * straight into the mapped arena.  Either may be NULL (not both).
+ * int8: when a row does not fit its head's scale, the scale of (block,
+ * layer, kv, head) doubles until it does (a fresh block's zero scale becomes
+ * max|x| / 127) and the block's earlier values of that head are
+ * requantised; every stored value stays within one scale step of what was
+ * written.  NaN is stored as 0, +-Inf as +-127; neither moves the scale.
  * -ERANGE if pos >= length, -EPERM if pos is committed (or its block was
  * published by a sequence sharing it).  Writing a block shared with a fork
  * copies it first (copy-on-write; may evict, -ENOSPC).  Writing a block

@@ -1347,6 +1347,216 @@ START_TEST(test_hash_chain_links_blocks)
 }
 END_TEST
 
+/* ---- int8 ---- */
+
+static int8_t raw_i8(const struct fx *f, int32_t block, uint32_t layer, uint32_t kv, uint32_t head,
+                     uint32_t slot, uint32_t d)
+{
+	const struct kvfpga_kvcache_layout *l = &f->lay;
+	uint64_t off = ((((uint64_t)layer * 2 + kv) * l->n_kv_heads + head) * l->block_size +
+	                slot) * l->head_dim +
+	               d;
+
+	return (int8_t)f->base[(uint64_t)block * l->block_bytes + off];
+}
+
+static float raw_scale(const struct fx *f, int32_t block, uint32_t layer, uint32_t kv,
+                       uint32_t head)
+{
+	const struct kvfpga_kvcache_layout *l = &f->lay;
+	uint64_t data = (uint64_t)l->n_layers * 2 * l->n_kv_heads * l->block_size * l->head_dim;
+	uint64_t at = (uint64_t)block * l->block_bytes + ((data + 15) & ~15ull) +
+	              ((layer * 2 + kv) * l->n_kv_heads + head) * 4;
+	float s;
+
+	memcpy(&s, f->base + at, 4);
+	return s;
+}
+
+START_TEST(test_i8_layout)
+{
+	struct fx f;
+
+	/* Data 1*2*3*2*3 = 36 bytes, scales at 48 (6 floats), block 72 -> 80. */
+	fx_open(&f, 1, 3, 3, 2, KVFPGA_KVCACHE_I8, 4, 0);
+	ck_assert_uint_eq(f.lay.elem_size, 1);
+	ck_assert_uint_eq(f.lay.block_elems, 36);
+	ck_assert_uint_eq(f.lay.scale_offset, 48);
+	ck_assert_uint_eq(f.lay.block_bytes, 80);
+	ck_assert_uint_eq(f.lay.head_stride, 6);
+	ck_assert_uint_eq(f.lay.arena_bytes, 320);
+	ck_assert_uint_eq(f.lay.bytes_per_token, 40);
+	fx_close(&f);
+	/* Already aligned data: scales right after it. */
+	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_I8, 4, 0);
+	ck_assert_uint_eq(f.lay.scale_offset, 128);
+	ck_assert_uint_eq(f.lay.block_bytes, 128 + 32);
+	fx_close(&f);
+	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_F16, 4, 0);
+	ck_assert_uint_eq(f.lay.scale_offset, 0);
+	fx_close(&f);
+}
+END_TEST
+
+/* Multiples of 1/8 with one element of magnitude 127/8 per head: scale 1/8, exact. */
+START_TEST(test_i8_exact_values)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	int32_t t[7];
+	float k[2 * 4], v[2 * 4], back_k[8], back_v[8];
+
+	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_I8, 4, 0);
+	make_tokens(t, 7, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 7, NULL), 0);
+	for (uint32_t p = 0; p < 7; p++)
+		for (uint32_t l = 0; l < 2; l++) {
+			for (uint32_t e = 0; e < 8; e++) {
+				int q = (int)((p * 37 + l * 11 + e * 5) % 255) - 127;
+
+				k[e] = (e % 4 == 0) ? 15.875f : (float)q / 8.0f;
+				v[e] = (e % 4 == 0) ? -15.875f : (float)-q / 8.0f;
+			}
+			ck_assert_int_eq(kvfpga_kvseq_write(s, l, p, k, v), 0);
+			ck_assert_int_eq(kvfpga_kvseq_read(s, l, p, back_k, back_v), 0);
+			ck_assert_mem_eq(back_k, k, sizeof(k));
+			ck_assert_mem_eq(back_v, v, sizeof(v));
+			/* Raw bytes at the documented offsets. */
+			int32_t b = block_at(s, p / 4);
+
+			for (uint32_t h = 0; h < 2; h++) {
+				ck_assert(raw_scale(&f, b, l, 0, h) == 0.125f);
+				ck_assert(raw_scale(&f, b, l, 1, h) == 0.125f);
+				for (uint32_t d = 0; d < 4; d++) {
+					ck_assert_int_eq(raw_i8(&f, b, l, 0, h, p % 4, d),
+					                 (int)(k[h * 4 + d] * 8));
+					ck_assert_int_eq(raw_i8(&f, b, l, 1, h, p % 4, d),
+					                 (int)(v[h * 4 + d] * 8));
+				}
+			}
+		}
+	fx_close(&f);
+}
+END_TEST
+
+/* A larger row doubles the head's scale and requantises the block's earlier rows. */
+START_TEST(test_i8_requantize)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	int32_t t[3] = { 1, 2, 3 };
+	const float small[4] = { 1.0f, -0.5f, 0.3f, 0.01f };
+	const float big[4] = { 100.0f, -37.0f, 0.4f, 99.0f };
+	float k[8], back[8];
+
+	fx_open(&f, 1, 2, 4, 4, KVFPGA_KVCACHE_I8, 4, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 3, NULL), 0);
+	int32_t b = block_at(s, 0);
+
+	/* Head 0 gets small then big rows, head 1 small ones only. */
+	memcpy(k, small, sizeof(small));
+	memcpy(k + 4, small, sizeof(small));
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 0, k, NULL), 0);
+	ck_assert(raw_scale(&f, b, 0, 0, 0) == 1.0f / 127.0f);
+	ck_assert(raw_scale(&f, b, 0, 1, 0) == 0.0f); /* V untouched */
+	ck_assert_int_eq(kvfpga_kvseq_read(s, 0, 0, back, NULL), 0);
+	for (int i = 0; i < 8; i++)
+		ck_assert_float_le(fabsf(back[i] - k[i]), 0.5f / 127.0f * 1.0001f);
+
+	memcpy(k, big, sizeof(big));
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 2, k, NULL), 0);
+	/* 1/127 doubled until 127 * scale >= 100: 128/127. */
+	const float grown = 128.0f / 127.0f;
+
+	ck_assert(raw_scale(&f, b, 0, 0, 0) == grown);
+	ck_assert(raw_scale(&f, b, 0, 0, 1) == 1.0f / 127.0f);
+	ck_assert_int_eq(kvfpga_kvseq_read(s, 0, 2, back, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_float_le(fabsf(back[i] - big[i]), 0.5f * grown * 1.0001f);
+	for (int i = 4; i < 8; i++)
+		ck_assert_float_le(fabsf(back[i] - small[i - 4]), 0.5f / 127.0f * 1.0001f);
+	/* Position 0, head 0: requantised once, within one step. */
+	ck_assert_int_eq(kvfpga_kvseq_read(s, 0, 0, back, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_float_le(fabsf(back[i] - small[i]), grown);
+	ck_assert_int_eq(raw_i8(&f, b, 0, 0, 0, 0, 0), 1);  /* 127 / 128 rounds to 1 */
+	ck_assert_int_eq(raw_i8(&f, b, 0, 0, 0, 2, 0), 99); /* 100 * 127 / 128 = 99.2 */
+	ck_assert_int_eq(raw_i8(&f, b, 0, 0, 0, 2, 3), 98); /* 99 * 127 / 128 = 98.2 */
+
+	/* Many growing rows: every value stays within one final step. */
+	struct kvfpga_kvseq *g;
+	int32_t gt[4] = { 1, 2, 3, 4 };
+	float rowsv[4][8];
+
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &g), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(g, gt, 4, NULL), 0);
+	for (int p = 0; p < 4; p++) {
+		for (int i = 0; i < 8; i++)
+			rowsv[p][i] = (float)((p * 8 + i) % 7 - 3) * (float)(1 << (3 * p)) * 0.37f;
+		ck_assert_int_eq(kvfpga_kvseq_write(g, 0, (uint32_t)p, rowsv[p], NULL), 0);
+	}
+	int32_t gb = block_at(g, 0);
+
+	for (int p = 0; p < 4; p++) {
+		ck_assert_int_eq(kvfpga_kvseq_read(g, 0, (uint32_t)p, back, NULL), 0);
+		for (int i = 0; i < 8; i++)
+			ck_assert_float_le(fabsf(back[i] - rowsv[p][i]),
+			                   raw_scale(&f, gb, 0, 0, (uint32_t)i / 4));
+	}
+	fx_close(&f);
+}
+END_TEST
+
+/* A reused block starts with zero scales: no precision lost to its last user's values. */
+START_TEST(test_i8_fresh_block_scales)
+{
+	struct fx f;
+	struct kvfpga_kvseq *a, *b;
+	int32_t t[1] = { 5 };
+	float big[2] = { 1000.0f, -1000.0f }, small[2] = { 0.002f, -0.001f }, back[2];
+
+	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_I8, 1, KVFPGA_KVCACHE_NO_PREFIX_CACHING);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &a), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(a, t, 1, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_write(a, 0, 0, big, big), 0);
+	int32_t blk = block_at(a, 0);
+
+	kvfpga_kvseq_free(a);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &b), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 1, NULL), 0);
+	ck_assert_int_eq(block_at(b, 0), blk);
+	ck_assert(raw_scale(&f, blk, 0, 0, 0) == 0.0f);
+	ck_assert_int_eq(kvfpga_kvseq_write(b, 0, 0, small, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_read(b, 0, 0, back, NULL), 0);
+	ck_assert_float_le(fabsf(back[0] - small[0]), 0.5f * 0.002f / 127.0f * 1.0001f);
+	ck_assert_float_le(fabsf(back[1] - small[1]), 0.5f * 0.002f / 127.0f * 1.0001f);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(test_i8_nonfinite)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s;
+	int32_t t[1] = { 5 };
+	float k[4] = { NAN, INFINITY, -INFINITY, 2.0f }, back[4];
+
+	fx_open(&f, 1, 1, 4, 4, KVFPGA_KVCACHE_I8, 1, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 1, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 0, 0, k, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_read(s, 0, 0, back, NULL), 0);
+	ck_assert(raw_scale(&f, block_at(s, 0), 0, 0, 0) == 2.0f / 127.0f);
+	ck_assert(back[0] == 0.0f);
+	ck_assert(back[1] == 127.0f * (2.0f / 127.0f));
+	ck_assert(back[2] == -127.0f * (2.0f / 127.0f));
+	ck_assert(back[3] == back[1]);
+	fx_close(&f);
+}
+END_TEST
+
 /* ---- binary16 conversion ---- */
 
 static float f_of_bits(uint32_t b)
@@ -1502,6 +1712,11 @@ static Suite *kvcache_suite(void)
 	tcase_add_test(tc, test_destroy_with_live_seqs);
 	tcase_add_test(tc, test_block_hash);
 	tcase_add_test(tc, test_hash_chain_links_blocks);
+	tcase_add_test(tc, test_i8_layout);
+	tcase_add_test(tc, test_i8_exact_values);
+	tcase_add_test(tc, test_i8_requantize);
+	tcase_add_test(tc, test_i8_fresh_block_scales);
+	tcase_add_test(tc, test_i8_nonfinite);
 	tcase_add_test(tc, test_f16_roundtrip_all);
 	tcase_add_test(tc, test_f16_specials);
 	tcase_add_test(tc, test_f16_ties_to_even);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Model-based test of the paged KV cache: thousands of random operations
- * (create, append, write, commit, fork, truncate, free, prefix lookup),
+ * (create, append, write, commit, fork, truncate, free, prefix lookup) on
+ * seven shapes (f32, f16, int8, block sizes 1 to 16, caching off once),
  * each mirrored on a reference model kept in plain arrays, and after EVERY
  * operation the cache is compared with the model: return codes, lengths,
  * tokens, statistics, which sequences share which blocks, and every K/V
@@ -49,6 +50,7 @@ static const struct config configs[] = {
 	{ "f16 bs16", 1, 2, 2, 16, 10, KVFPGA_KVCACHE_F16, 0 },
 	{ "f16 bs4 no-cache", 1, 1, 2, 4, 16, KVFPGA_KVCACHE_F16,
 	  KVFPGA_KVCACHE_NO_PREFIX_CACHING },
+	{ "i8 bs4", 2, 2, 3, 4, 16, KVFPGA_KVCACHE_I8, 0 },
 };
 #define N_CONFIGS (sizeof(configs) / sizeof(configs[0]))
 
@@ -140,14 +142,27 @@ static bool chance(struct model *m, int percent)
 	return (int)rnd(m, 100) < percent;
 }
 
-/* The K/V element of (layer, kv, e = head * head_dim + d) written from key @vkey. */
-static float value_of(uint64_t vkey, uint32_t layer, uint32_t kv, uint32_t e)
+/*
+ * The K/V element of (layer, kv, e = head * head_dim + d) written from key
+ * @vkey.  Floats of all magnitudes for f32/f16 (f16 subnormals and Inf
+ * included); for int8, multiples of 1/8 with +-127/8 as each head's first
+ * element, so every head's scale is exactly 1/8 and storage is exact.
+ */
+static float value_of(const struct config *c, uint64_t vkey, uint32_t layer, uint32_t kv,
+                      uint32_t e)
 {
 	uint64_t x = mix64(vkey ^ ((uint64_t)layer << 40) ^ ((uint64_t)kv << 32) ^ e);
-	uint32_t exp = 127 - 20 + (uint32_t)(x % 41); /* 2^-20 .. 2^20: f16 subnormals and Inf */
+	uint32_t exp = 127 - 20 + (uint32_t)(x % 41); /* 2^-20 .. 2^20 */
 	uint32_t bits = (uint32_t)((x >> 63) << 31) | exp << 23 | (uint32_t)((x >> 8) & 0x7fffff);
 	float f;
 
+	if (c->dtype == KVFPGA_KVCACHE_I8) {
+		float sign = (x >> 63) ? -1.0f : 1.0f;
+
+		if (e % c->head_dim == 0)
+			return sign * 15.875f;
+		return (float)((int)(x % 255) - 127) / 8.0f;
+	}
 	memcpy(&f, &bits, 4);
 	return f;
 }
@@ -449,21 +464,30 @@ static int m_lookup(const struct model *m, const int32_t *t, int n, uint64_t sal
 
 /* ---- comparing the cache with the model ---- */
 
+/* The stored element at the documented offsets (f16 raw in *raw16; int8 as q * scale). */
 static float arena_elem(const struct model *m, int32_t block, uint32_t layer, uint32_t kv,
                         uint32_t head, uint32_t slot, uint32_t d, uint16_t *raw16)
 {
 	const struct config *c = m->cfg;
-	uint64_t esz = c->dtype == KVFPGA_KVCACHE_F32 ? 4 : 2;
+	uint64_t esz = c->dtype == KVFPGA_KVCACHE_F32 ? 4 : c->dtype == KVFPGA_KVCACHE_F16 ? 2 : 1;
 	uint64_t off = ((((uint64_t)layer * 2 + kv) * c->heads + head) * c->block_size + slot) *
 	                       c->head_dim +
 	               d;
-	const uint8_t *p = m->base + (uint64_t)block * m->block_bytes + off * esz;
+	const uint8_t *blk = m->base + (uint64_t)block * m->block_bytes;
 	float f = 0;
 
-	if (esz == 4)
-		memcpy(&f, p, 4);
-	else
-		memcpy(raw16, p, 2);
+	if (esz == 4) {
+		memcpy(&f, blk + off * 4, 4);
+	} else if (esz == 2) {
+		memcpy(raw16, blk + off * 2, 2);
+	} else {
+		uint64_t data = (uint64_t)c->layers * 2 * c->heads * c->block_size * c->head_dim;
+		uint64_t scale_at =
+		        ((data + 15) & ~15ull) + ((layer * 2 + kv) * c->heads + head) * 4;
+
+		memcpy(&f, blk + scale_at, 4);
+		f *= (float)(int8_t)blk[off];
+	}
 	return f;
 }
 
@@ -587,14 +611,14 @@ static void check_all(struct model *m)
 				for (uint32_t kv = 0; kv < 2; kv++)
 					for (uint32_t h = 0; h < c->heads; h++)
 						for (uint32_t d = 0; d < c->head_dim; d++) {
-							float want = value_of(vkey, l, kv,
+							float want = value_of(c, vkey, l, kv,
 							                      h * c->head_dim + d);
 							uint16_t raw = 0;
 							float got = arena_elem(
 							        m, b->impl, l, kv, h,
 							        (uint32_t)(p % m->bs), d, &raw);
 
-							if (c->dtype == KVFPGA_KVCACHE_F32)
+							if (c->dtype != KVFPGA_KVCACHE_F16)
 								EXPECT(m,
 								       memcmp(&got, &want, 4) == 0,
 								       "seq %d pos %d layer %u kv "
@@ -685,8 +709,8 @@ static void op_write(struct model *m, struct mseq *s, int pos, int n, int versio
 			uint64_t key = pos + i < s->len ? key_of(s, pos + i, version) : 1;
 
 			for (int e = 0; e < m->row; e++) {
-				k[i * m->row + e] = value_of(key, l, 0, (uint32_t)e);
-				v[i * m->row + e] = value_of(key, l, 1, (uint32_t)e);
+				k[i * m->row + e] = value_of(c, key, l, 0, (uint32_t)e);
+				v[i * m->row + e] = value_of(c, key, l, 1, (uint32_t)e);
 			}
 		}
 		if (n == 1 && chance(m, 50))
@@ -873,6 +897,17 @@ START_TEST(test_model_random_ops)
 	ck_assert_int_eq(kvfpga_kvcache_get_arena(m->kc, &ar), 0);
 	m->base = ar.base;
 	m->block_bytes = ar.block_bytes;
+	{
+		/* The documented block size, computed independently. */
+		uint64_t data = (uint64_t)c->layers * 2 * c->heads * c->block_size * c->head_dim;
+		uint64_t want = c->dtype == KVFPGA_KVCACHE_F32 ? data * 4
+		                : c->dtype == KVFPGA_KVCACHE_F16
+		                        ? data * 2
+		                        : (((data + 15) & ~15ull) + 8ull * c->layers * c->heads +
+		                           15) & ~15ull;
+
+		ck_assert_uint_eq(m->block_bytes, want);
+	}
 
 	for (m->step = 0; m->step < n_ops;) {
 		m->tick++;

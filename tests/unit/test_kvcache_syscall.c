@@ -166,7 +166,8 @@ static int per_token_work(struct rig *r)
 				return CHILD_WRITE;
 			if (kvfpga_kvseq_read(r->seq, l, pos, back, NULL))
 				return CHILD_READ;
-			if (memcmp(back, k, sizeof(back)))
+			/* f32 and f16 store these values exactly; int8 is checked by the parent. */
+			if (r->lay.dtype != KVFPGA_KVCACHE_I8 && memcmp(back, k, sizeof(back)))
 				return CHILD_BAD_VALUE;
 		}
 	}
@@ -233,15 +234,34 @@ static void assert_child_wrote(const struct rig *r)
 						float want = value(pos, l, kv, h * HEAD_DIM + d),
 						      got;
 
+						float tolerance = 0;
+
 						if (esz == 4) {
 							memcpy(&got, p, 4);
-						} else {
+						} else if (esz == 2) {
 							uint16_t half;
 
 							memcpy(&half, p, 2);
 							got = kvfpga_kvcache_f16_to_f32(half);
+						} else {
+							/* q * scale, within one step (two
+							 * roundings). */
+							const uint8_t *blk =
+							        r->base +
+							        (uint64_t)r->block *
+							                r->lay.block_bytes;
+							float scale;
+
+							memcpy(&scale,
+							       blk + r->lay.scale_offset +
+							               ((l * 2 + kv) * HEADS + h) *
+							                       4,
+							       4);
+							got = (float)(int8_t)*p * scale;
+							tolerance = scale;
 						}
-						if (got != want)
+						if (!(got - want <= tolerance &&
+						      want - got <= tolerance))
 							ck_abort_msg(
 							        "pos %u layer %u kv %u head %u d "
 							        "%u: %g, want %g",
@@ -254,7 +274,10 @@ START_TEST(test_per_token_path_makes_no_syscall)
 	struct rig r;
 	int status;
 
-	rig_open(&r, _i ? KVFPGA_KVCACHE_F32 : KVFPGA_KVCACHE_F16);
+	static const enum kvfpga_kvcache_dtype types[] = { KVFPGA_KVCACHE_F16, KVFPGA_KVCACHE_F32,
+		                                           KVFPGA_KVCACHE_I8 };
+
+	rig_open(&r, types[_i]);
 	status = run_child(&r, 0);
 	ck_assert_msg(!WIFSIGNALED(status),
 	              "child killed by signal %d (%s): a system call was made", WTERMSIG(status),
@@ -289,7 +312,7 @@ int main(void)
 	int failed;
 
 	tcase_set_timeout(tc, 60);
-	tcase_add_loop_test(tc, test_per_token_path_makes_no_syscall, 0, 2);
+	tcase_add_loop_test(tc, test_per_token_path_makes_no_syscall, 0, 3);
 	tcase_add_test(tc, test_deliberate_syscall_is_caught);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
