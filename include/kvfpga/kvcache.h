@@ -167,7 +167,7 @@ int kvfpga_kvcache_prefix_lookup(const struct kvfpga_kvcache *kc, uint64_t salt,
 int kvfpga_kvcache_batch_table(const struct kvfpga_kvcache *kc, struct kvfpga_kvseq *const *seqs,
                                uint32_t n_seqs, uint32_t max_blocks, int32_t *table, int32_t *lens);
 
-/* Checks every internal invariant (for tests): 0, or -EUCLEAN. */
+/* Checks every internal invariant (for tests): 0, -EUCLEAN if one is broken, or -ENOMEM. */
 int kvfpga_kvcache_verify(const struct kvfpga_kvcache *kc);
 
 /*
