@@ -111,8 +111,14 @@ static void gen_row(uint64_t seed, int kind, uint32_t layer, uint32_t row, uint3
 {
 	uint64_t s = seed ^ ((uint64_t)kind << 56) ^ ((uint64_t)layer << 40) ^ row;
 	bool norm = kind == T_RMS_ATT || kind == T_RMS_FFN || kind == T_RMS_FINAL;
-	/* Matrices scaled by 1/sqrt(fan-in) keep activations near unit size. */
-	float a = norm ? 0.1f : kind == T_EMB || kind == T_WCLS ? 1.0f : 1.7f / sqrtf((float)cols);
+	/*
+	 * Matrices scaled by 1/sqrt(fan-in) keep activations near unit size.
+	 * Embeddings are small beside the layers' outputs, so that the random
+	 * layers (not the input token's own embedding, which a tied classifier
+	 * would score highest) choose the next token: the demo then wanders
+	 * through the vocabulary instead of repeating its last word.
+	 */
+	float a = norm ? 0.1f : kind == T_EMB || kind == T_WCLS ? 0.1f : 1.7f / sqrtf((float)cols);
 
 	splitmix64(&s);
 	for (uint32_t i = 0; i < cols; i++) {

@@ -9,8 +9,10 @@
  * decode step (one token for every live sequence), so prefill and decode
  * rates are measured separately.  A table of rates and times ends the run.
  *
- * Attention runs on the host backend (K/V in host memory) in this build;
- * --attention card is refused until the card backend is built in.
+ * --attention host keeps K/V in host memory and computes attention on the
+ * host; --attention card keeps K/V in a paged cache in card memory (or the
+ * announced host emulation of a card) and runs attention as OpenCL kernels,
+ * reusing K/V blocks of shared prompt prefixes.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "kvfpga/engine.h"
+#include "kvfpga/kvfpga.h"
 #include "kvfpga/model.h"
 #include "kvfpga/sampler.h"
 #include "kvfpga/tokenizer.h"
@@ -30,7 +34,9 @@
 struct opts {
 	const char *model, *tokenizer, *prompt, *prompts_file;
 	uint32_t n_gen, threads, batch, ctx, parallel, block_size;
-	bool block_size_set, device_set, quiet;
+	bool block_size_set, device_set, kv_type_set, quiet, emulate, no_prefix_cache;
+	const char *card; /* card number, PCI slot or device node */
+	int cl_device;    /* -1: the engine's default */
 	enum kvfpga_infer_kv_type kv_type;
 	enum kvfpga_kernels kernels;
 	const char *attention;
@@ -52,6 +58,7 @@ struct seq_state {
 struct run_stats {
 	uint64_t prefill_tokens, prefill_ns, decode_tokens, decode_ns, sample_ns;
 	uint64_t cached_tokens; /* prompt tokens whose K/V came from the prefix cache */
+	uint64_t peak_blocks;   /* most K/V blocks held at once (card backend) */
 };
 
 static uint64_t now_ns(void)
@@ -90,12 +97,16 @@ static void usage(FILE *to)
 	        "      --batch N          tokens per forward call (default 512)\n"
 	        "      --ctx N            positions per sequence (default: the model's)\n"
 	        "      --kernels K        auto | avx2 | portable (default auto)\n"
-	        "      --kv-type T        f32 | f16 K/V storage (default f32)\n"
-	        "      --attention A      host | card (default host; card needs the card backend)\n"
-	        "      --block-size N     K/V positions per cache block (card backend)\n"
-	        "      --card N|SLOT      card number or PCI slot (card backend)\n"
-	        "      --cl-device N      OpenCL device index (card backend)\n"
-	        "      --emulate          host-memory emulation of a card (card backend)\n"
+	        "      --kv-type T        f32 | f16 K/V storage (default: f32 host, f16 card)\n"
+	        "      --attention A      host (K/V in host memory) or card (paged K/V in card\n"
+	        "                         memory, attention by the OpenCL engine); default host\n"
+	        "card backend:\n"
+	        "      --block-size N     K/V positions per cache block (default 16)\n"
+	        "      --card N|SLOT|DEV  card number, PCI slot or device node (default: the\n"
+	        "                         first card, else the announced host emulation)\n"
+	        "      --emulate          host-memory emulation of a card\n"
+	        "      --cl-device N      OpenCL device index (default: the engine's choice)\n"
+	        "      --no-prefix-cache  never reuse K/V blocks between prompts\n"
 	        "  -q, --quiet            no banner and no statistics table\n"
 	        "  -h, --help\n");
 }
@@ -151,7 +162,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		O_BLOCK,
 		O_CARD,
 		O_CL,
-		O_EMU
+		O_EMU,
+		O_NOPREFIX
 	};
 	static const struct option lo[] = {
 		{ "model", required_argument, NULL, 'm' },
@@ -179,6 +191,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{ "card", required_argument, NULL, O_CARD },
 		{ "cl-device", required_argument, NULL, O_CL },
 		{ "emulate", no_argument, NULL, O_EMU },
+		{ "no-prefix-cache", no_argument, NULL, O_NOPREFIX },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -191,6 +204,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->batch = 512;
 	o->parallel = 4;
 	o->attention = "host";
+	o->cl_device = -1;
 	kvfpga_sampler_params_init(&o->sp);
 	while ((c = getopt_long(argc, argv, "m:z:p:n:s:t:qh", lo, NULL)) != -1) {
 		int bad = 0;
@@ -273,6 +287,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				o->kv_type = KVFPGA_INFER_KV_F16;
 			else
 				bad = 1;
+			o->kv_type_set = true;
 			break;
 		case O_ATTN:
 			if (strcmp(optarg, "host") && strcmp(optarg, "card"))
@@ -283,16 +298,22 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			bad = parse_u32(optarg, &o->block_size, 1, 1u << 16);
 			o->block_size_set = true;
 			break;
-		case O_CARD: /* a card number or a PCI slot name */
+		case O_CARD: /* a card number, a PCI slot name or a device node */
 			bad = !*optarg;
+			o->card = optarg;
 			o->device_set = true;
 			break;
 		case O_CL:
 			bad = parse_u32(optarg, &u, 0, 1u << 16);
+			o->cl_device = (int)u;
 			o->device_set = true;
 			break;
 		case O_EMU:
+			o->emulate = true;
 			o->device_set = true;
+			break;
+		case O_NOPREFIX:
+			o->no_prefix_cache = true;
 			break;
 		case 'q':
 			o->quiet = true;
@@ -315,6 +336,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (!o->model) {
 		die("no model: give -m MODEL%s%s", "", "");
+		return -1;
+	}
+	if (o->emulate && o->card) {
+		die("--emulate and --card%s%s exclude each other", "", "");
 		return -1;
 	}
 	if (!o->prompt == !o->prompts_file) {
@@ -389,6 +414,77 @@ static void emit_token(struct seq_state *s, uint32_t token, bool stream, char *b
 	}
 }
 
+/* The device, the engine and the card attention backend; the caller announces them. */
+static int open_card_backend(const struct opts *o, const struct kvfpga_model *model,
+                             struct kvfpga_infer_opts *io, struct kvfpga_device **dev,
+                             struct kvfpga_engine **engine, char *dev_desc, size_t dev_len,
+                             char *eng_desc, size_t eng_len)
+{
+	struct kvfpga_open_opts dopts;
+	struct kvfpga_engine_opts eopts;
+	struct kvfpga_infer_card_opts copts;
+	char msg[1024];
+	int ret;
+
+	ret = kvfpga_open_opts_init(&dopts);
+	if (ret) {
+		fprintf(stderr, PROG ": bad KVFPGA_DEVICE/KVFPGA_EMU_MEM: %s\n",
+		        kvfpga_strerror(ret));
+		return ret;
+	}
+	if (o->emulate) {
+		dopts.backend = KVFPGA_BACKEND_EMULATED;
+	} else if (o->card) {
+		char *end;
+		long n = strtol(o->card, &end, 10);
+
+		dopts.backend = KVFPGA_BACKEND_CARD;
+		dopts.card_index = -1;
+		dopts.pci_slot[0] = dopts.node[0] = '\0';
+		if (!*end && n >= 0)
+			dopts.card_index = (int)n;
+		else if (o->card[0] == '/')
+			snprintf(dopts.node, sizeof(dopts.node), "%s", o->card);
+		else
+			snprintf(dopts.pci_slot, sizeof(dopts.pci_slot), "%s", o->card);
+	}
+	ret = kvfpga_device_open(&dopts, dev);
+	if (ret) {
+		fprintf(stderr, PROG ": cannot open the kvfpga device: %s\n", kvfpga_strerror(ret));
+		return ret;
+	}
+	kvfpga_device_describe(*dev, dev_desc, dev_len);
+	ret = kvfpga_engine_opts_init(&eopts);
+	if (ret) {
+		fprintf(stderr, PROG ": bad KVFPGA_OPENCL_* setting: %s\n", strerror(-ret));
+		return ret;
+	}
+	if (o->cl_device >= 0)
+		eopts.device_index = o->cl_device;
+	ret = kvfpga_engine_create(&eopts, engine, msg, sizeof(msg));
+	if (ret) {
+		fprintf(stderr, PROG ": cannot start the attention engine: %s\n",
+		        msg[0] ? msg : strerror(-ret));
+		return ret;
+	}
+	kvfpga_engine_describe(*engine, eng_desc, eng_len);
+	kvfpga_infer_card_opts_init(&copts);
+	copts.dev = *dev;
+	copts.engine = *engine;
+	copts.block_size = o->block_size;
+	copts.kv_type = o->kv_type;
+	copts.max_seqs = io->max_seqs;
+	copts.max_seq_len = io->max_seq_len;
+	copts.no_prefix_cache = o->no_prefix_cache;
+	ret = kvfpga_infer_card_attn_create(model, &copts, &io->attn_ops, &io->attn_state, msg,
+	                                    sizeof(msg));
+	if (ret) {
+		fprintf(stderr, PROG ": cannot set up card attention: %s\n", msg);
+		return ret;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -405,18 +501,17 @@ int main(int argc, char **argv)
 	size_t n_prompts = 0, next = 0, finished = 0, piece_cap;
 	float *logits = NULL;
 	uint32_t *out_seq = NULL;
-	bool stream;
+	struct kvfpga_device *dev = NULL;
+	struct kvfpga_engine *engine = NULL;
+	char dev_desc[256] = "", eng_desc[256] = "";
+	bool stream, card;
 	int ret, status = 1;
 
 	if (parse_args(argc, argv, &o))
 		return 2;
-	if (!strcmp(o.attention, "card")) {
-		fprintf(stderr,
-		        PROG ": --attention card: the card attention backend (paged K/V in "
-		             "card memory + OpenCL engine) is not built into this version; use "
-		             "--attention host\n");
-		return 1;
-	}
+	card = !strcmp(o.attention, "card");
+	if (card && !o.kv_type_set)
+		o.kv_type = KVFPGA_INFER_KV_F16;
 
 	ret = kvfpga_model_open(o.model, KVFPGA_MODEL_FORMAT_AUTO, &model, err, sizeof(err));
 	if (ret) {
@@ -429,9 +524,10 @@ int main(int argc, char **argv)
 		                                    sizeof(err));
 	else if (cfg.format == KVFPGA_MODEL_FORMAT_GGUF)
 		ret = kvfpga_tokenizer_from_model(model, &tok, err, sizeof(err));
-	else
-		ret = -EINVAL,
+	else {
 		snprintf(err, sizeof(err), "a llama2.c model needs -z TOKENIZER.bin");
+		ret = -EINVAL;
+	}
 	if (ret) {
 		fprintf(stderr, PROG ": cannot load tokenizer: %s\n", err);
 		goto out;
@@ -444,6 +540,12 @@ int main(int argc, char **argv)
 	io.max_seqs = o.prompts_file ? o.parallel : 1;
 	io.kv_type = o.kv_type;
 	io.kernels = o.kernels;
+	if (card) {
+		ret = open_card_backend(&o, model, &io, &dev, &engine, dev_desc, sizeof(dev_desc),
+		                        eng_desc, sizeof(eng_desc));
+		if (ret)
+			goto out;
+	}
 	ret = kvfpga_infer_create(model, &io, &inf);
 	if (ret) {
 		fprintf(stderr, PROG ": cannot set up inference: %s\n",
@@ -459,14 +561,25 @@ int main(int argc, char **argv)
 		        kvfpga_model_format_name(cfg.format), cfg.dim, cfg.n_layers, cfg.n_heads,
 		        cfg.n_kv_heads, cfg.vocab_size, kvfpga_dtype_name(cfg.weight_dtype),
 		        cfg.weight_bytes_per_token / 1e6);
-		fprintf(stderr,
-		        PROG
-		        ": attention on the HOST (K/V in host memory, %s); dense layers on the "
-		        "host, %u threads, %s kernels\n",
-		        o.kv_type == KVFPGA_INFER_KV_F16 ? "f16" : "f32", o.threads, ist.kernels);
-		if (o.device_set || o.block_size_set)
-			fprintf(stderr, PROG ": note: --card/--cl-device/--emulate/--block-size "
-			                     "apply to the card backend and are unused here\n");
+		if (card) {
+			fprintf(stderr, PROG ": K/V cache (%s, blocks of %u) in %s\n",
+			        o.kv_type == KVFPGA_INFER_KV_F16 ? "f16" : "f32",
+			        o.block_size ? o.block_size : 16, dev_desc);
+			fprintf(stderr, PROG ": attention on the OpenCL engine: %s\n", eng_desc);
+			fprintf(stderr, PROG ": dense layers on the host, %u threads, %s kernels\n",
+			        o.threads, ist.kernels);
+		} else {
+			fprintf(stderr,
+			        PROG
+			        ": attention on the HOST (K/V in host memory, %s); dense layers "
+			        "on the host, %u threads, %s kernels\n",
+			        o.kv_type == KVFPGA_INFER_KV_F16 ? "f16" : "f32", o.threads,
+			        ist.kernels);
+			if (o.device_set || o.block_size_set || o.no_prefix_cache)
+				fprintf(stderr, PROG ": note: --card/--cl-device/--emulate/"
+				                     "--block-size/--no-prefix-cache apply to "
+				                     "--attention card and are unused here\n");
+		}
 	}
 
 	if (o.prompts_file) {
@@ -603,9 +716,14 @@ int main(int argc, char **argv)
 		t0 = now_ns();
 		ret = kvfpga_infer_forward(inf, batch, nb, logits);
 		if (ret) {
-			fprintf(stderr, PROG ": forward pass failed: %s\n", strerror(-ret));
+			kvfpga_infer_last_error(inf, err, sizeof(err));
+			fprintf(stderr, PROG ": forward pass failed: %s%s%s\n", strerror(-ret),
+			        err[0] ? ": " : "", err);
 			goto out;
 		}
+		if (card && !kvfpga_infer_get_stats(inf, &ist) &&
+		    ist.attn.blocks_used > rs.peak_blocks)
+			rs.peak_blocks = ist.attn.blocks_used;
 		if (prefill) {
 			rs.prefill_ns += now_ns() - t0;
 			rs.prefill_tokens += nb;
@@ -670,14 +788,23 @@ int main(int argc, char **argv)
 		        rs.prefill_tokens, pf, pf > 0 ? rs.prefill_tokens / pf : 0.0);
 		fprintf(stderr, "%-22s %10" PRIu64 " %10.3f %10.1f\n", "generated (decode)",
 		        rs.decode_tokens, dc, dc > 0 ? rs.decode_tokens / dc : 0.0);
-		fprintf(stderr, "%-22s %10s %10.3f %9.1f%%\n", "attention (host)", "",
-		        ist.attn_ns / 1e9, tot > 0 ? 100.0 * ist.attn_ns / 1e9 / tot : 0.0);
+		fprintf(stderr, "%-22s %10s %10.3f %9.1f%%\n",
+		        card ? "attention (card)" : "attention (host)", "", ist.attn_ns / 1e9,
+		        tot > 0 ? 100.0 * ist.attn_ns / 1e9 / tot : 0.0);
 		fprintf(stderr, "%-22s %10s %10.3f %9.1f%%\n", "dense layers (host)", "",
 		        ist.dense_ns / 1e9, tot > 0 ? 100.0 * ist.dense_ns / 1e9 / tot : 0.0);
 		fprintf(stderr, "%-22s %10s %10.3f\n", "sampling", "", rs.sample_ns / 1e9);
-		fprintf(stderr,
-		        "%-22s %s backend: no blocks, no prefix cache (card backend only)\n",
-		        "KV cache", ist.attn_backend);
+		if (card)
+			fprintf(stderr,
+			        "%-22s %" PRIu64 " of %" PRIu64 " blocks at most in use, %" PRIu64
+			        " prompt tokens reused from the prefix cache\n",
+			        "KV cache", rs.peak_blocks, ist.attn.blocks_total,
+			        rs.cached_tokens);
+		else
+			fprintf(stderr,
+			        "%-22s host backend: %.1f MB reserved, no blocks, no prefix "
+			        "cache (those are the card backend's)\n",
+			        "KV cache", ist.attn.bytes_resident / 1e6);
 	}
 	status = 0;
 out:
@@ -697,7 +824,9 @@ out:
 	free(out_seq);
 	free(logits);
 	free(piece_buf);
-	kvfpga_infer_free(inf);
+	kvfpga_infer_free(inf); /* frees the card backend too */
+	kvfpga_engine_destroy(engine);
+	kvfpga_device_close(dev);
 	kvfpga_tokenizer_free(tok);
 	kvfpga_model_close(model);
 	return status;

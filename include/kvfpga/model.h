@@ -213,6 +213,35 @@ struct kvfpga_token_in {
 int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in *tokens, size_t n,
                          float *logits);
 
+/*
+ * The card attention backend: K/V in a paged cache (kvfpga/kvcache.h) in
+ * the memory of @dev (a card, or its announced host emulation), attention
+ * by the OpenCL engine (kvfpga/engine.h) reading that memory in place.
+ * Full blocks are shared between sequences through the cache's prefix
+ * cache (kvfpga_infer_seq_prefix) unless no_prefix_cache is set.
+ * @dev and @engine must outlive the backend (that is, the kvfpga_infer it
+ * is given to).  @err receives a one-line reason on failure.
+ */
+struct kvfpga_device;
+struct kvfpga_engine;
+
+struct kvfpga_infer_card_opts {
+	struct kvfpga_device *dev;
+	struct kvfpga_engine *engine;
+	uint32_t block_size; /* positions per K/V block, a power of two <= 256; 0: 16 */
+	enum kvfpga_infer_kv_type kv_type;
+	uint32_t max_seqs;    /* 0: 64; must match kvfpga_infer_opts.max_seqs */
+	uint32_t max_seq_len; /* 0: the model's; must match kvfpga_infer_opts.max_seq_len */
+	uint32_t n_blocks;    /* 0: max_seqs full sequences, or what fits in 90% of free memory */
+	int no_prefix_cache;
+};
+
+void kvfpga_infer_card_opts_init(struct kvfpga_infer_card_opts *opts);
+int kvfpga_infer_card_attn_create(const struct kvfpga_model *model,
+                                  const struct kvfpga_infer_card_opts *opts,
+                                  const struct kvfpga_infer_attn_ops **ops, void **state, char *err,
+                                  size_t errlen);
+
 /* The attention backend's reason for its most recent failure ("" if it has none). */
 int kvfpga_infer_last_error(const struct kvfpga_infer *inf, char *buf, size_t len);
 

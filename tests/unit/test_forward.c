@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kvfpga/engine.h"
+#include "kvfpga/kvfpga.h"
 #include "kvfpga/model.h"
 #include "llama_testfiles.h"
 
@@ -815,6 +817,198 @@ START_TEST(test_custom_backend)
 }
 END_TEST
 
+/* ---- the card backend: paged K/V in (emulated) card memory, attention on the OpenCL engine ----
+ */
+
+struct card_env {
+	struct kvfpga_device *dev;
+	struct kvfpga_engine *engine;
+};
+
+static void card_env_open(struct card_env *e)
+{
+	struct kvfpga_open_opts d;
+	struct kvfpga_engine_opts eo;
+	char msg[1024];
+
+	ck_assert_int_eq(kvfpga_open_opts_init(&d), 0);
+	d.backend = KVFPGA_BACKEND_EMULATED;
+	d.emu_mem_size = 64ull << 20;
+	ck_assert_int_eq(kvfpga_device_open(&d, &e->dev), 0);
+	ck_assert_int_eq(kvfpga_engine_opts_init(&eo), 0);
+	ck_assert_msg(kvfpga_engine_create(&eo, &e->engine, msg, sizeof(msg)) == 0,
+	              "no OpenCL engine: %s", msg);
+}
+
+static void card_env_close(struct card_env *e)
+{
+	kvfpga_engine_destroy(e->engine);
+	kvfpga_device_close(e->dev);
+}
+
+static struct kvfpga_infer *make_card_infer(const struct kvfpga_model *model, struct card_env *e,
+                                            enum kvfpga_infer_kv_type kvt, uint32_t block_size,
+                                            int *ret_out, char *err, size_t errlen)
+{
+	struct kvfpga_infer_card_opts co;
+	struct kvfpga_infer_opts o;
+	struct kvfpga_infer *inf = NULL;
+	int ret;
+
+	kvfpga_infer_card_opts_init(&co);
+	co.dev = e->dev;
+	co.engine = e->engine;
+	co.kv_type = kvt;
+	co.block_size = block_size;
+	co.max_seqs = 4;
+	kvfpga_infer_opts_init(&o);
+	o.n_threads = 2;
+	o.max_batch = 256;
+	o.max_seqs = 4;
+	ret = kvfpga_infer_card_attn_create(model, &co, &o.attn_ops, &o.attn_state, err, errlen);
+	if (!ret)
+		ret = kvfpga_infer_create(model, &o, &inf);
+	*ret_out = ret;
+	return inf;
+}
+
+START_TEST(test_card_backend_matches_reference)
+{
+	const struct tf_shape *s = &shapes[_i];
+	struct tf_model m;
+	struct kvfpga_model *model = NULL;
+	struct card_env env;
+	uint32_t tokens[N_POS];
+	char path[128], err[256];
+	double *ref;
+	const enum kvfpga_infer_kv_type kvts[2] = { KVFPGA_INFER_KV_F32, KVFPGA_INFER_KV_F16 };
+
+	tf_model_make(&m, s, g_seed + (uint64_t)_i);
+	make_tokens(tokens, s->vocab, g_seed * 7 + (uint64_t)_i);
+	snprintf(path, sizeof(path), "%s/c%d.bin", g_dir, _i);
+	ck_assert_int_eq(tf_write_llama2c(path, &m), 0);
+	ck_assert_msg(kvfpga_model_open(path, 0, &model, err, sizeof(err)) == 0, "%s", err);
+	card_env_open(&env);
+	ref = ref_run(&m, tokens);
+	for (int k = 0; k < 2; k++) {
+		int ret;
+		struct kvfpga_infer *inf =
+		        make_card_infer(model, &env, kvts[k], 8, &ret, err, sizeof(err));
+		float *logits = malloc((size_t)N_POS * s->vocab * sizeof(float));
+		struct kvfpga_token_in batch[N_POS];
+		struct kvfpga_infer_stats st;
+		uint32_t seq;
+		double worst = 0, tol = k ? 5e-3 : 1e-5;
+
+		if (m.head_dim % 4) { /* the engine's kernels need head sizes in multiples of 4 */
+			ck_assert_int_eq(ret, -EINVAL);
+			ck_assert_msg(strstr(err, "head size"), "%s", err);
+			free(logits);
+			continue;
+		}
+		ck_assert_msg(ret == 0, "card backend: %d %s", ret, err);
+		ck_assert_int_eq(kvfpga_infer_seq_create(inf, &seq), 0);
+		/* a prefill of 37 (causal chunk), then decode one by one */
+		for (int p = 0; p < 37; p++)
+			batch[p] = (struct kvfpga_token_in){ seq, (uint32_t)p, tokens[p], 1 };
+		ck_assert_int_eq(kvfpga_infer_forward(inf, batch, 37, logits), 0);
+		for (int p = 37; p < N_POS; p++) {
+			batch[0] = (struct kvfpga_token_in){ seq, (uint32_t)p, tokens[p], 1 };
+			ck_assert_int_eq(
+			        kvfpga_infer_forward(inf, batch, 1, logits + (size_t)p * s->vocab),
+			        0);
+		}
+		for (int p = 0; p < N_POS; p++) {
+			double e = rel_err(logits + (size_t)p * s->vocab,
+			                   ref + (size_t)p * s->vocab, s->vocab);
+
+			ck_assert_msg(e <= tol,
+			              "shape %d %s K/V: position %d error %.3g > %.3g "
+			              "(seed %llu)",
+			              _i, k ? "f16" : "f32", p, e, tol, (unsigned long long)g_seed);
+			worst = fmax(worst, e);
+		}
+		if (getenv("KVFPGA_TEST_VERBOSE"))
+			printf("card shape %d %s: worst error %.3g\n", _i, k ? "f16" : "f32",
+			       worst);
+		ck_assert_int_eq(kvfpga_infer_get_stats(inf, &st), 0);
+		ck_assert_str_eq(st.attn_backend, "card");
+		ck_assert_uint_eq(st.attn.blocks_used, (N_POS + 7) / 8);
+		kvfpga_infer_free(inf);
+		free(logits);
+	}
+	free(ref);
+	card_env_close(&env);
+	kvfpga_model_close(model);
+	tf_model_free(&m);
+}
+END_TEST
+
+/* A second prompt sharing a prefix reuses the first one's committed blocks, with the same logits.
+ */
+START_TEST(test_card_prefix_reuse)
+{
+	const struct tf_shape s = { 64, 128, 2, 4, 2, 300, 128, 0 };
+	static const int whole[] = { N_POS };
+	struct tf_model m;
+	struct kvfpga_model *model = NULL;
+	struct card_env env;
+	struct kvfpga_infer *inf;
+	struct kvfpga_infer_stats st;
+	struct kvfpga_token_in batch[N_POS];
+	uint32_t ta[N_POS], tb[N_POS], sa, sb, cached = 0, len;
+	char path[128], err[256];
+	float *ref_b, *logits = malloc((size_t)N_POS * 300 * sizeof(float));
+	int ret;
+
+	tf_model_make(&m, &s, g_seed + 600);
+	make_tokens(ta, s.vocab, g_seed + 601);
+	make_tokens(tb, s.vocab, g_seed + 602);
+	memcpy(tb, ta, 42 * sizeof(uint32_t)); /* 42 shared: two full blocks of 16 */
+	snprintf(path, sizeof(path), "%s/cp.bin", g_dir);
+	ck_assert_int_eq(tf_write_llama2c(path, &m), 0);
+	ck_assert_msg(kvfpga_model_open(path, 0, &model, err, sizeof(err)) == 0, "%s", err);
+	ref_b = run_batches(model, tb, s.vocab, whole, 1, 2);
+	card_env_open(&env);
+	inf = make_card_infer(model, &env, KVFPGA_INFER_KV_F32, 16, &ret, err, sizeof(err));
+	ck_assert_msg(ret == 0, "%s", err);
+
+	ck_assert_int_eq(kvfpga_infer_seq_create(inf, &sa), 0);
+	ck_assert_int_eq(kvfpga_infer_seq_prefix(inf, sa, ta, 50, &cached), 0);
+	ck_assert_uint_eq(cached, 0);
+	for (int p = 0; p < 50; p++)
+		batch[p] = (struct kvfpga_token_in){ sa, (uint32_t)p, ta[p], 0 };
+	ck_assert_int_eq(kvfpga_infer_forward(inf, batch, 50, NULL), 0);
+	ck_assert_int_eq(kvfpga_infer_seq_free(inf, sa), 0); /* published blocks stay cached */
+
+	ck_assert_int_eq(kvfpga_infer_seq_create(inf, &sb), 0);
+	ck_assert_int_eq(kvfpga_infer_seq_prefix(inf, sb, tb, N_POS, &cached), 0);
+	ck_assert_uint_eq(cached, 32);
+	ck_assert_int_eq(kvfpga_infer_seq_len(inf, sb, &len), 0);
+	ck_assert_uint_eq(len, 32);
+	for (int p = 32; p < N_POS; p++)
+		batch[p - 32] = (struct kvfpga_token_in){ sb, (uint32_t)p, tb[p], 1 };
+	ck_assert_int_eq(kvfpga_infer_forward(inf, batch, N_POS - 32, logits), 0);
+	for (int p = 32; p < N_POS; p++) {
+		double md = 0;
+
+		for (uint32_t i = 0; i < s.vocab; i++)
+			md = fmax(md, fabs(logits[(size_t)(p - 32) * s.vocab + i] -
+			                   ref_b[(size_t)p * s.vocab + i]));
+		ck_assert_msg(md <= 1e-4, "position %d differs by %.3g (seed %llu)", p, md,
+		              (unsigned long long)g_seed);
+	}
+	ck_assert_int_eq(kvfpga_infer_get_stats(inf, &st), 0);
+	ck_assert_uint_eq(st.attn.prefix_hits, 32);
+	kvfpga_infer_free(inf);
+	card_env_close(&env);
+	free(ref_b);
+	free(logits);
+	kvfpga_model_close(model);
+	tf_model_free(&m);
+}
+END_TEST
+
 static Suite *forward_suite(void)
 {
 	Suite *s = suite_create("forward");
@@ -830,6 +1024,9 @@ static Suite *forward_suite(void)
 	tcase_add_test(tc, test_multi_sequence);
 	tcase_add_test(tc, test_bad_batches);
 	tcase_add_test(tc, test_custom_backend);
+	tcase_add_loop_test(tc, test_card_backend_matches_reference, 0,
+	                    (int)(sizeof(shapes) / sizeof(shapes[0])));
+	tcase_add_test(tc, test_card_prefix_reuse);
 	suite_add_tcase(s, tc);
 	return s;
 }
