@@ -85,6 +85,7 @@ timeout --foreground -k 10 "$timeout" qemu-system-x86_64 \
 	-append "console=ttyS0 panic=-1 quiet loglevel=4 KVFPGA_REPO=$repo KVFPGA_SUITE=$suite KVFPGA_MODULE=$module KVFPGA_CARDS=\"${guest_cards% }\"" \
 	"${qemu_cards[@]}" \
 	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
+	-virtfs "local,path=$repo,mount_tag=repo,security_model=none,readonly=on,multidevs=remap" \
 	-virtfs "local,path=$out,mount_tag=out,security_model=none" \
 	-nic none </dev/null >"$out/console.log" 2>&1
 qemu_rc=$?
