@@ -1129,7 +1129,7 @@ START_TEST(test_bad_arguments)
 	uint32_t len = 40;
 	int32_t table[3] = { 0, 1, 2 };
 	const int32_t *tables[1] = { table };
-	float q[4 * 64] = { 0 }, out[4 * 64];
+	float q[2 * 4 * 64] = { 0 }, out[2 * 4 * 64]; /* room for a 2-token prefill */
 	struct arena a;
 
 	arena_open(&a, s, 8, &rng);
