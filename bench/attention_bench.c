@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Decode attention throughput against host memory bandwidth.
+ *
+ * For each case (head_dim 128, 32 query heads, GQA 1 and 4, f32 and f16
+ * KV, 16k context by default) this times kvfpga_attn_decode_submit + wait
+ * for one layer and counts the KV bytes the kernels must read
+ * (context x n_kv_heads x head_dim x element size x 2), then divides by
+ * the host's memory read bandwidth measured in the same run (2 threads
+ * summing a buffer far larger than the last-level cache).  Kernel runs and
+ * bandwidth runs alternate so that both see the same machine load; each
+ * reports its best and its median.  The arena holds several layers and the
+ * runs cycle through them, so no run finds the previous one's KV in cache.
+ * docs/attention.md explains how to read the numbers.
+ *
+ *   attention_bench [--json] [--context N] [--reps N] [--min-ratio X] [--quick]
+ *
+ * The OpenCL device comes from KVFPGA_OPENCL_DEVICE as for the library.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvfpga/engine.h"
+
+#define BW_THREADS 2
+
+struct bench_case {
+	const char *name;
+	uint32_t n_q_heads, n_kv_heads, head_dim;
+	enum kvfpga_kv_dtype dtype;
+};
+
+static const struct bench_case cases[] = {
+	{ "h128 q32 kv32 (GQA 1) f32", 32, 32, 128, KVFPGA_KV_F32 },
+	{ "h128 q32 kv32 (GQA 1) f16", 32, 32, 128, KVFPGA_KV_F16 },
+	{ "h128 q32 kv8 (GQA 4) f32", 32, 8, 128, KVFPGA_KV_F32 },
+	{ "h128 q32 kv8 (GQA 4) f16", 32, 8, 128, KVFPGA_KV_F16 },
+};
+
+struct result {
+	double kv_bytes;
+	double kernel_best, kernel_median; /* bytes per second */
+	double host_best, host_median;
+	double ms_best;
+	double max_rel_error; /* against the library's host reference */
+	uint32_t n_layers;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp_double);
+	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* ---- host read bandwidth ---- */
+
+struct bw_part {
+	const uint64_t *p;
+	size_t n;
+	uint64_t sum;
+};
+
+static void *bw_thread(void *arg)
+{
+	struct bw_part *part = arg;
+	uint64_t s[8] = { 0 };
+
+	/* Eight independent sums keep enough loads in flight. */
+	for (size_t i = 0; i + 8 <= part->n; i += 8) {
+		for (int k = 0; k < 8; k++)
+			s[k] += part->p[i + (size_t)k];
+	}
+	part->sum = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+	return NULL;
+}
+
+static double host_read_bw(const uint64_t *buf, size_t bytes, uint64_t *sink)
+{
+	struct bw_part parts[BW_THREADS];
+	pthread_t th[BW_THREADS];
+	size_t words = bytes / 8 / BW_THREADS;
+	double t0, t;
+
+	t0 = now();
+	for (int i = 0; i < BW_THREADS; i++) {
+		parts[i].p = buf + (size_t)i * words;
+		parts[i].n = words;
+		if (pthread_create(&th[i], NULL, bw_thread, &parts[i])) {
+			bw_thread(&parts[i]);
+			th[i] = 0;
+		}
+	}
+	for (int i = 0; i < BW_THREADS; i++) {
+		if (th[i])
+			pthread_join(th[i], NULL);
+		*sink += parts[i].sum;
+	}
+	t = now() - t0;
+	return (double)(words * BW_THREADS * 8) / t;
+}
+
+/*
+ * Size of the last-level cache, from sysfs (glibc's sysconf can report the
+ * L3 of the whole package times the threads in a VM); 32 MiB if unknown.
+ */
+static size_t llc_bytes(void)
+{
+	size_t best = 0;
+	int best_level = 0;
+
+	for (int i = 0; i < 8; i++) {
+		char path[96], buf[32];
+		unsigned long long v = 0;
+		int level = 0;
+		char unit = 0;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+		f = fopen(path, "r");
+		if (!f)
+			break;
+		if (fscanf(f, "%d", &level) != 1)
+			level = 0;
+		fclose(f);
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%llu%c", &v, &unit) >= 1) {
+			if (unit == 'K')
+				v <<= 10;
+			else if (unit == 'M')
+				v <<= 20;
+			if (level > best_level) {
+				best_level = level;
+				best = (size_t)v;
+			}
+		}
+		fclose(f);
+	}
+	return best ? best : (size_t)32 << 20;
+}
+
+/* ---- one case ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static float rnd(uint64_t *s)
+{
+	return (float)((double)(rng_next(s) >> 11) * 0x1p-53) * 2.0f - 1.0f;
+}
+
+static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, uint32_t context,
+                    int reps, const uint64_t *bwbuf, size_t bwbytes, struct result *res)
+{
+	struct kvfpga_attn_shape shape = { 1,  bc->n_q_heads, bc->n_kv_heads, bc->head_dim,
+		                           16, bc->dtype };
+	uint32_t esz = bc->dtype == KVFPGA_KV_F16 ? 2 : 4, n_blocks, blocks_per_seq;
+	uint64_t block_bytes, layer_bytes, seed = 42, sink = 0;
+	size_t q_elems = (size_t)bc->n_q_heads * bc->head_dim, arena_bytes;
+	struct kvfpga_attn *attn = NULL;
+	struct kvfpga_kv_arena *reg = NULL;
+	struct kvfpga_attn_job *job = NULL;
+	struct kvfpga_decode_batch b;
+	unsigned char *arena = NULL;
+	int32_t *table = NULL;
+	float *q = NULL, *out = NULL, *ref = NULL;
+	double *kt = NULL, *ht = NULL;
+	const int32_t *tables[1];
+	char msg[KVFPGA_ENGINE_MSG_MAX];
+	int ret;
+
+	/* Enough layers that the arena is eight times the last-level cache or more. */
+	layer_bytes = (uint64_t)context * bc->n_kv_heads * bc->head_dim * esz * 2;
+	shape.n_layers = (uint32_t)((8 * (uint64_t)llc_bytes() + layer_bytes - 1) / layer_bytes);
+	if (shape.n_layers < 2)
+		shape.n_layers = 2;
+	res->n_layers = shape.n_layers;
+	ret = kvfpga_attn_shape_block_bytes(&shape, &block_bytes);
+	if (ret)
+		return ret;
+	blocks_per_seq = (context + 15) / 16;
+	n_blocks = blocks_per_seq;
+	arena_bytes = (size_t)(block_bytes * n_blocks);
+	arena = aligned_alloc(4096, (arena_bytes + 4095) & ~(size_t)4095);
+	table = malloc(n_blocks * sizeof(int32_t));
+	q = malloc(q_elems * sizeof(float));
+	out = malloc(q_elems * sizeof(float));
+	ref = malloc(q_elems * sizeof(float));
+	kt = malloc((size_t)reps * sizeof(double));
+	ht = malloc((size_t)reps * sizeof(double));
+	if (!arena || !table || !q || !out || !ref || !kt || !ht) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* Random finite K/V in the first block, copied to the others. */
+	for (uint64_t i = 0; i < block_bytes / esz; i++) {
+		float v = rnd(&seed);
+
+		if (esz == 2) {
+			uint16_t h = kvfpga_f32_to_f16(v);
+
+			memcpy(arena + i * 2, &h, 2);
+		} else {
+			memcpy(arena + i * 4, &v, 4);
+		}
+	}
+	for (uint32_t blk = 1; blk < n_blocks; blk++)
+		memcpy(arena + (size_t)blk * block_bytes, arena, (size_t)block_bytes);
+	/* A shuffled table, as blocks come from a free list. */
+	for (uint32_t i = 0; i < n_blocks; i++)
+		table[i] = (int32_t)i;
+	for (uint32_t i = n_blocks - 1; i > 0; i--) {
+		uint32_t j = (uint32_t)(rng_next(&seed) % (i + 1));
+		int32_t t = table[i];
+
+		table[i] = table[j];
+		table[j] = t;
+	}
+	for (size_t i = 0; i < q_elems; i++)
+		q[i] = rnd(&seed);
+
+	ret = kvfpga_attn_create(engine, &shape, &attn);
+	if (!ret)
+		ret = kvfpga_kv_arena_register(engine, arena, arena_bytes, &reg);
+	if (ret) {
+		kvfpga_engine_last_error(engine, msg, sizeof(msg));
+		fprintf(stderr, "attention_bench: %s: %s\n", bc->name, msg);
+		goto out;
+	}
+	ret = kvfpga_attn_job_create(attn, &job);
+	if (ret)
+		goto out;
+	tables[0] = table;
+	memset(&b, 0, sizeof(b));
+	b.n_seqs = 1;
+	b.seq_lens = &context;
+	b.block_tables = tables;
+	b.q = q;
+	b.out = out;
+	b.scale = 1.0f / sqrtf((float)bc->head_dim);
+
+	/* Correctness once, against the library's host reference. */
+	ret = kvfpga_attn_decode_submit(job, reg, &b);
+	if (!ret)
+		ret = kvfpga_attn_job_wait(job);
+	if (ret) {
+		fprintf(stderr, "attention_bench: %s: %s\n", bc->name, kvfpga_attn_job_error(job));
+		goto out;
+	}
+	b.out = ref;
+	ret = kvfpga_attn_reference_decode(&shape, arena, arena_bytes, &b);
+	b.out = out;
+	if (ret)
+		goto out;
+	res->max_rel_error = 0;
+	for (size_t i = 0; i < q_elems; i++) {
+		double e = fabs((double)out[i] - ref[i]) / (fabs(ref[i]) + 1e-3);
+
+		if (e > res->max_rel_error)
+			res->max_rel_error = e;
+	}
+
+	res->kv_bytes = (double)layer_bytes;
+	res->kernel_best = res->host_best = 0;
+	for (int r = -1; r < reps; r++) {
+		double t0, t, hb;
+
+		b.layer = (uint32_t)(r + 1) % shape.n_layers;
+		t0 = now();
+		ret = kvfpga_attn_decode_submit(job, reg, &b);
+		if (!ret)
+			ret = kvfpga_attn_job_wait(job);
+		t = now() - t0;
+		if (ret) {
+			fprintf(stderr, "attention_bench: %s: %s\n", bc->name,
+			        kvfpga_attn_job_error(job));
+			goto out;
+		}
+		hb = host_read_bw(bwbuf, bwbytes, &sink);
+		if (r < 0)
+			continue; /* warm-up */
+		kt[r] = res->kv_bytes / t;
+		ht[r] = hb;
+		if (kt[r] > res->kernel_best) {
+			res->kernel_best = kt[r];
+			res->ms_best = t * 1e3;
+		}
+		if (hb > res->host_best)
+			res->host_best = hb;
+	}
+	res->kernel_median = median(kt, reps);
+	res->host_median = median(ht, reps);
+	if (sink == 42) /* keeps the bandwidth loop's sums alive */
+		fprintf(stderr, "%c", ' ');
+out:
+	kvfpga_attn_job_destroy(job);
+	kvfpga_kv_arena_release(reg);
+	kvfpga_attn_destroy(attn);
+	free(arena);
+	free(table);
+	free(q);
+	free(out);
+	free(ref);
+	free(kt);
+	free(ht);
+	return ret;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: attention_bench [--json] [--context N] [--reps N] [--min-ratio X] "
+	        "[--quick]\n"
+	        "  Decode attention throughput (KV bytes read per second) over host memory read\n"
+	        "  bandwidth (%d threads) measured in the same run.\n"
+	        "  --json         machine-readable output on stdout\n"
+	        "  --context N    context tokens per sequence (default 16384)\n"
+	        "  --reps N       timed runs per case (default 7)\n"
+	        "  --min-ratio X  exit 1 if any case's best ratio is below X\n"
+	        "  --quick        2048-token context, 3 runs (a smoke test)\n"
+	        "  KVFPGA_OPENCL_DEVICE selects the OpenCL device as for the library.\n",
+	        BW_THREADS);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "context", required_argument, NULL, 'c' },
+		{ "reps", required_argument, NULL, 'r' },
+		{ "min-ratio", required_argument, NULL, 'm' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kvfpga_engine_opts opts;
+	struct kvfpga_engine *engine = NULL;
+	struct result res[sizeof(cases) / sizeof(cases[0])];
+	char msg[KVFPGA_ENGINE_MSG_MAX], dev[512];
+	uint32_t context = 16384;
+	int reps = 7, json = 0, c, ret, below = 0;
+	double min_ratio = 0;
+	size_t bwbytes;
+	uint64_t *bwbuf;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = 1;
+			break;
+		case 'c':
+			context = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'r':
+			reps = atoi(optarg);
+			break;
+		case 'm':
+			min_ratio = atof(optarg);
+			break;
+		case 'q':
+			context = 2048;
+			reps = 3;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || context == 0 || context > (1u << 24) || reps < 1 || reps > 1000) {
+		usage(stderr);
+		return 2;
+	}
+	ret = kvfpga_engine_opts_init(&opts);
+	if (!ret)
+		ret = kvfpga_engine_create(&opts, &engine, msg, sizeof(msg));
+	if (ret) {
+		fprintf(stderr, "attention_bench: %s\n",
+		        ret == -EINVAL && !engine ? "bad KVFPGA_OPENCL_* value" : msg);
+		return 1;
+	}
+	kvfpga_engine_describe(engine, dev, sizeof(dev));
+	/* The bandwidth buffer: 1 GiB or 8x the last-level cache, whichever is larger. */
+	bwbytes = 8 * llc_bytes();
+	if (bwbytes < (1u << 30))
+		bwbytes = 1u << 30;
+	bwbuf = aligned_alloc(4096, bwbytes);
+	if (!bwbuf) {
+		fprintf(stderr, "attention_bench: out of memory\n");
+		kvfpga_engine_destroy(engine);
+		return 1;
+	}
+	memset(bwbuf, 1, bwbytes);
+	if (!json) {
+		printf("decode attention, %u-token context, batch 1, one layer per run; %s\n",
+		       context, dev);
+		printf("host read bandwidth: %d threads over %zu MiB (LLC %zu MiB)\n\n", BW_THREADS,
+		       bwbytes >> 20, llc_bytes() >> 20);
+		printf("%-27s %8s %8s %9s %9s %9s %7s %7s %9s\n", "case", "KV MiB", "ms", "KV GB/s",
+		       "host GB/s", "med GB/s", "ratio", "med", "max err");
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct result *r = &res[i];
+		double ratio, ratio_med;
+
+		ret = run_case(engine, &cases[i], context, reps, bwbuf, bwbytes, r);
+		if (ret) {
+			fprintf(stderr, "attention_bench: %s failed: %s\n", cases[i].name,
+			        strerror(-ret));
+			free(bwbuf);
+			kvfpga_engine_destroy(engine);
+			return 1;
+		}
+		ratio = r->kernel_best / r->host_best;
+		ratio_med = r->kernel_median / r->host_median;
+		if (ratio < min_ratio)
+			below = 1;
+		if (!json)
+			printf("%-27s %8.0f %8.2f %9.2f %9.2f %9.2f %7.3f %7.3f %9.1e\n",
+			       cases[i].name, r->kv_bytes / (1 << 20), r->ms_best,
+			       r->kernel_best / 1e9, r->host_best / 1e9, r->kernel_median / 1e9,
+			       ratio, ratio_med, r->max_rel_error);
+	}
+	if (json) {
+		json_object *root = json_object_new_object(), *arr = json_object_new_array();
+
+		json_object_object_add(root, "benchmark",
+		                       json_object_new_string("attention_decode"));
+		json_object_object_add(root, "device", json_object_new_string(dev));
+		json_object_object_add(root, "context", json_object_new_int64(context));
+		json_object_object_add(root, "reps", json_object_new_int(reps));
+		json_object_object_add(root, "bandwidth_threads", json_object_new_int(BW_THREADS));
+		json_object_object_add(root, "bandwidth_buffer_bytes",
+		                       json_object_new_int64((int64_t)bwbytes));
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			json_object *o = json_object_new_object();
+			struct result *r = &res[i];
+
+			json_object_object_add(o, "case", json_object_new_string(cases[i].name));
+			json_object_object_add(o, "head_dim",
+			                       json_object_new_int((int)cases[i].head_dim));
+			json_object_object_add(o, "n_q_heads",
+			                       json_object_new_int((int)cases[i].n_q_heads));
+			json_object_object_add(o, "n_kv_heads",
+			                       json_object_new_int((int)cases[i].n_kv_heads));
+			json_object_object_add(
+			        o, "kv_dtype",
+			        json_object_new_string(cases[i].dtype == KVFPGA_KV_F16 ? "f16"
+			                                                               : "f32"));
+			json_object_object_add(o, "arena_layers",
+			                       json_object_new_int((int)r->n_layers));
+			json_object_object_add(o, "kv_bytes", json_object_new_double(r->kv_bytes));
+			json_object_object_add(o, "ms_best", json_object_new_double(r->ms_best));
+			json_object_object_add(o, "kv_bytes_per_s_best",
+			                       json_object_new_double(r->kernel_best));
+			json_object_object_add(o, "kv_bytes_per_s_median",
+			                       json_object_new_double(r->kernel_median));
+			json_object_object_add(o, "host_bytes_per_s_best",
+			                       json_object_new_double(r->host_best));
+			json_object_object_add(o, "host_bytes_per_s_median",
+			                       json_object_new_double(r->host_median));
+			json_object_object_add(
+			        o, "ratio_best",
+			        json_object_new_double(r->kernel_best / r->host_best));
+			json_object_object_add(
+			        o, "ratio_median",
+			        json_object_new_double(r->kernel_median / r->host_median));
+			json_object_object_add(o, "max_rel_error",
+			                       json_object_new_double(r->max_rel_error));
+			json_object_array_add(arr, o);
+		}
+		json_object_object_add(root, "cases", arr);
+		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+		json_object_put(root);
+	} else {
+		printf("\nratio = KV bytes per second / host read bandwidth (best of %d; med: "
+		       "medians)\n",
+		       reps);
+	}
+	free(bwbuf);
+	kvfpga_engine_destroy(engine);
+	return below ? 1 : 0;
+}
