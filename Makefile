@@ -53,6 +53,7 @@ module:
 check: deps
 	$(MAKE) check-unit
 	$(MAKE) check-sanitize
+	$(MAKE) check-install
 	$(MAKE) check-vm
 
 check-sanitize:

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
 	build-essential pkg-config git zlib1g-dev
-	libdrm-dev check libxxhash-dev
+	libdrm-dev check libxxhash-dev libjson-c-dev
 	ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
 	libxrt-dev
 	clang libclang-rt-14-dev clang-format cppcheck valgrind
