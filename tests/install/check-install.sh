@@ -45,6 +45,7 @@ long_opts() { grep -oE -- '--[a-z][a-z0-9-]*[a-z0-9]' | sort -u; }
 check_versions() {
 	local pc_version header kbuild dkms
 	pc_version=$(pkg-config --modversion kvfpga)
+	# shellcheck disable=SC2046 # the flags are words
 	header=$(printf '#include <kvfpga/kvfpga.h>\nKVFPGA_VERSION_MAJOR.KVFPGA_VERSION_MINOR.KVFPGA_VERSION_PATCH\n' |
 		$CC -E -P $(pkg-config --cflags kvfpga) -x c - | tail -n 1 | tr -d ' ')
 	kbuild=$(sed -nE 's/.*-DKVFPGA_VERSION=\\"([^"\\]*)\\".*/\1/p' driver/Kbuild)
@@ -88,7 +89,7 @@ check_tree() { # dest prefix
 		readelf -d "$lib/libkvfpga.so.$KVFPGA_VERSION" | grep -q 'Library soname: \[libkvfpga.so.0\]'; then
 		ok "$prefix: libkvfpga.so -> libkvfpga.so.0 -> libkvfpga.so.$KVFPGA_VERSION, soname libkvfpga.so.0"
 	else
-		bad "$prefix: symlink chain or soname wrong: $(ls -l "$lib"/libkvfpga.so* 2>&1 | tr '\n' ' ')"
+		bad "$prefix: symlink chain or soname wrong: $(find "$lib" -name 'libkvfpga.so*' -printf '%p -> %l ' 2>&1)"
 	fi
 	t=$(find "$dest" \( -type f -o -type d \) \( -perm -o+w -o \( -type f ! -perm -o+r \) \) -print)
 	if [ -z "$t" ]; then ok "$prefix: no world-writable or unreadable file"; else bad "$prefix: bad modes: $t"; fi
@@ -124,6 +125,7 @@ check_consumer() { # dest prefix
 	*) bad "$prefix: pkg-config gives '$cflags $libs'" ;;
 	esac
 	expect "$prefix: kvfpga.pc validates" pkg-config --validate kvfpga
+	# shellcheck disable=SC2086 # the flags are words
 	check_headers $cflags
 
 	# shellcheck disable=SC2086
@@ -176,15 +178,15 @@ check_tools_and_man() { # dest prefix
 
 	page=$dest$prefix/share/man/man3/libkvfpga.3
 	warn=$(groff -man -ww -z -Tutf8 "$page" 2>&1 || true)
-	local funcs missing=""
+	local funcs unnamed=""
 	funcs=$(cat "$dest$prefix"/include/kvfpga/*.h | grep -oE '\bkvfpga_[a-z0-9_]+\(' | tr -d '(' | sort -u)
 	for f in $funcs; do
-		grep -qw -- "$f" "$page" || missing="$missing $f"
+		grep -qw -- "$f" "$page" || unnamed="$unnamed $f"
 	done
-	if [ -z "$warn" ] && [ -z "$missing" ]; then
+	if [ -z "$warn" ] && [ -z "$unnamed" ]; then
 		ok "$prefix: libkvfpga(3) renders cleanly and names all $(wc -w <<<"$funcs") public functions"
 	else
-		bad "$prefix: libkvfpga(3): ${warn:+groff: $warn; }not named:$missing"
+		bad "$prefix: libkvfpga(3): ${warn:+groff: $warn; }not named:$unnamed"
 	fi
 }
 
