@@ -206,7 +206,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->attention = "host";
 	o->cl_device = -1;
 	kvfpga_sampler_params_init(&o->sp);
-	while ((c = getopt_long(argc, argv, "m:z:p:n:s:t:qh", lo, NULL)) != -1) {
+	int longindex = -1;
+
+	while ((c = getopt_long(argc, argv, "m:z:p:n:s:t:qh", lo, &longindex)) != -1) {
 		int bad = 0;
 		uint32_t u;
 
@@ -326,9 +328,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			return -1;
 		}
 		if (bad) {
-			die("bad value '%s' for %s", optarg, argv[optind - 1]);
+			char name[40];
+
+			if (longindex >= 0)
+				snprintf(name, sizeof(name), "--%s", lo[longindex].name);
+			else
+				snprintf(name, sizeof(name), "-%c", c);
+			die("bad value '%s' for %s", optarg, name);
 			return -1;
 		}
+		longindex = -1;
 	}
 	if (optind != argc) {
 		die("unexpected argument '%s'%s", argv[optind], "");
@@ -341,6 +350,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	if (o->emulate && o->card) {
 		die("--emulate and --card%s%s exclude each other", "", "");
 		return -1;
+	}
+	{
+		/* Check the sampling parameters now rather than after loading a model. */
+		struct kvfpga_sampler *probe = NULL;
+
+		if (kvfpga_sampler_create(&o->sp, 1, &probe)) {
+			die("bad sampling parameters: --temp must be finite, --top-p in (0, 1], "
+			    "--min-p in [0, 1], --repeat-penalty > 0%s%s",
+			    "", "");
+			return -1;
+		}
+		kvfpga_sampler_free(probe);
 	}
 	if (!o->prompt == !o->prompts_file) {
 		die("give either -p PROMPT or --prompts FILE%s%s", "", "");
