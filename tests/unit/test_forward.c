@@ -1009,6 +1009,79 @@ START_TEST(test_card_prefix_reuse)
 }
 END_TEST
 
+/* Mixed batches (decode rows of two sequences and a third's prefill chunk) agree with the host. */
+START_TEST(test_card_mixed_batches)
+{
+	const struct tf_shape s = { 64, 128, 2, 8, 2, 300, 128, 1 };
+	struct tf_model m;
+	struct kvfpga_model *model = NULL;
+	struct card_env env;
+	struct kvfpga_infer *card, *host;
+	uint32_t toks[3][N_POS], sc[3], sh[3];
+	char path[128], err[256];
+	float *lc = malloc((size_t)N_POS * 300 * sizeof(float));
+	float *lh = malloc((size_t)N_POS * 300 * sizeof(float));
+	uint32_t len[3] = { 0, 0, 0 };
+	uint64_t rng = g_seed + 700;
+	int ret;
+
+	tf_model_make(&m, &s, g_seed + 700);
+	for (int q = 0; q < 3; q++)
+		make_tokens(toks[q], s.vocab, g_seed + 701 + (uint64_t)q);
+	snprintf(path, sizeof(path), "%s/mx.bin", g_dir);
+	ck_assert_int_eq(tf_write_llama2c(path, &m), 0);
+	ck_assert_msg(kvfpga_model_open(path, 0, &model, err, sizeof(err)) == 0, "%s", err);
+	card_env_open(&env);
+	card = make_card_infer(model, &env, KVFPGA_INFER_KV_F32, 16, &ret, err, sizeof(err));
+	ck_assert_msg(ret == 0, "%s", err);
+	host = make_infer(model, 2, KVFPGA_KERNELS_AUTO, KVFPGA_INFER_KV_F32);
+	for (int q = 0; q < 3; q++) {
+		ck_assert_int_eq(kvfpga_infer_seq_create(card, &sc[q]), 0);
+		ck_assert_int_eq(kvfpga_infer_seq_create(host, &sh[q]), 0);
+	}
+	/* 40 steps: each sequence advances by 0, 1 or a chunk of up to 9 tokens. */
+	for (int step = 0; step < 40; step++) {
+		struct kvfpga_token_in bc[32], bh[32];
+		size_t n = 0;
+
+		for (int q = 0; q < 3; q++) {
+			uint32_t adv = (uint32_t)(tf_rng(&rng) % 3);
+
+			adv = adv == 2 ? 2 + (uint32_t)(tf_rng(&rng) % 8) : adv;
+			if (len[q] + adv > N_POS)
+				adv = N_POS - len[q];
+			for (uint32_t i = 0; i < adv; i++, n++) {
+				bc[n] = (struct kvfpga_token_in){ sc[q], len[q] + i,
+					                          toks[q][len[q] + i], 1 };
+				bh[n] = bc[n];
+				bh[n].seq = sh[q];
+			}
+			len[q] += adv;
+		}
+		ck_assert_int_eq(kvfpga_infer_forward(card, bc, n, lc), 0);
+		ck_assert_int_eq(kvfpga_infer_forward(host, bh, n, lh), 0);
+		for (size_t r = 0; r < n; r++) {
+			double md = 0, mr = 0;
+
+			for (uint32_t i = 0; i < s.vocab; i++) {
+				md = fmax(md, fabs(lc[r * s.vocab + i] - lh[r * s.vocab + i]));
+				mr = fmax(mr, fabs(lh[r * s.vocab + i]));
+			}
+			ck_assert_msg(md <= 1e-5 * (1 + mr),
+			              "step %d row %zu: card and host differ by %.3g (seed %llu)",
+			              step, r, md, (unsigned long long)g_seed);
+		}
+	}
+	kvfpga_infer_free(card);
+	kvfpga_infer_free(host);
+	card_env_close(&env);
+	free(lc);
+	free(lh);
+	kvfpga_model_close(model);
+	tf_model_free(&m);
+}
+END_TEST
+
 static Suite *forward_suite(void)
 {
 	Suite *s = suite_create("forward");
@@ -1027,6 +1100,7 @@ static Suite *forward_suite(void)
 	tcase_add_loop_test(tc, test_card_backend_matches_reference, 0,
 	                    (int)(sizeof(shapes) / sizeof(shapes[0])));
 	tcase_add_test(tc, test_card_prefix_reuse);
+	tcase_add_test(tc, test_card_mixed_batches);
 	suite_add_tcase(s, tc);
 	return s;
 }
