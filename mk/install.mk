@@ -12,7 +12,9 @@
 #   $(DOCDIR)        docs/*.md, CHANGELOG.md
 #   $(UDEVRULESDIR)  70-kvfpga.rules; $(SYSUSERSDIR) kvfpga.conf (the "kvfpga" group)
 # With an empty DESTDIR, install also runs ldconfig, creates the group
-# (systemd-sysusers) and reloads udev, where those exist.
+# (systemd-sysusers) and reloads udev, where those exist.  An unprivileged
+# install (PREFIX=$HOME/.local) passes UDEVRULESDIR= SYSUSERSDIR= (empty) to
+# leave the udev rule and the group file out.
 
 BINDIR       ?= $(PREFIX)/bin
 LIBDIR       ?= $(PREFIX)/lib
@@ -65,8 +67,7 @@ PC_SED = -e 's|@PREFIX@|$(PREFIX)|g' \
 install: $(LIB_SO) $(LIB_A) $(INSTALL_TOOL_BINS)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/kvfpga $(DESTDIR)$(INCLUDEDIR)/drm \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(DOCDIR) \
-		$(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(SYSUSERSDIR)
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD)/lib/$(LIB_REALNAME) $(DESTDIR)$(LIBDIR)/$(LIB_REALNAME)
 	ln -sfn $(LIB_REALNAME) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
 	ln -sfn $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libkvfpga.so
@@ -79,13 +80,23 @@ install: $(LIB_SO) $(LIB_A) $(INSTALL_TOOL_BINS)
 	install -m 0644 $(INSTALL_MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(INSTALL_MAN3) $(DESTDIR)$(MANDIR)/man3/
 	install -m 0644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
+ifneq ($(UDEVRULESDIR),)
+	install -d $(DESTDIR)$(UDEVRULESDIR)
 	install -m 0644 udev/70-kvfpga.rules $(DESTDIR)$(UDEVRULESDIR)/
+endif
+ifneq ($(SYSUSERSDIR),)
+	install -d $(DESTDIR)$(SYSUSERSDIR)
 	printf 'g kvfpga - - -\n' >$(DESTDIR)$(SYSUSERSDIR)/kvfpga.conf
 	chmod 0644 $(DESTDIR)$(SYSUSERSDIR)/kvfpga.conf
+endif
 ifeq ($(DESTDIR),)
 	-ldconfig
+ifneq ($(SYSUSERSDIR),)
 	if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/kvfpga.conf; fi
+endif
+ifneq ($(UDEVRULESDIR),)
 	-if command -v udevadm >/dev/null; then udevadm control --reload 2>/dev/null; fi
+endif
 	@echo "kvfpga: installed under $(PREFIX); add users to the kvfpga group to use the cards"
 endif
 
@@ -100,7 +111,8 @@ uninstall:
 		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(INSTALL_MAN3))) \
 		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INSTALL_DOCS))) \
 		$(addprefix $(DESTDIR)$(KERNELS_INSTDIR)/,$(INSTALL_KERNELS)) \
-		$(DESTDIR)$(UDEVRULESDIR)/70-kvfpga.rules $(DESTDIR)$(SYSUSERSDIR)/kvfpga.conf
+		$(if $(UDEVRULESDIR),$(DESTDIR)$(UDEVRULESDIR)/70-kvfpga.rules) \
+		$(if $(SYSUSERSDIR),$(DESTDIR)$(SYSUSERSDIR)/kvfpga.conf)
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/kvfpga $(DESTDIR)$(DOCDIR) $(DESTDIR)$(KERNELS_INSTDIR) \
 		$(DESTDIR)$(PREFIX)/share/kvfpga 2>/dev/null
 ifeq ($(DESTDIR),)

@@ -83,6 +83,17 @@ check_tree() { # dest prefix
 	[ -f "$f/udev/rules.d/70-kvfpga.rules" ] || missing+=("$f/udev/rules.d/70-kvfpga.rules")
 	grep -qx 'g kvfpga - - -' "$f/sysusers.d/kvfpga.conf" 2>/dev/null || missing+=("$f/sysusers.d/kvfpga.conf")
 	if [ ${#missing[@]} -eq 0 ]; then ok "$prefix: every file installed"; else bad "$prefix: missing ${missing[*]}"; fi
+	# The group file as systemd-sysusers reads it, applied to a copy of /etc.
+	mkdir -p "$tmp/sysusers-root/etc"
+	cp /etc/group /etc/passwd "$tmp/sysusers-root/etc/"
+	sed -i '/^kvfpga:/d' "$tmp/sysusers-root/etc/group"
+	if systemd-sysusers --root="$tmp/sysusers-root" "$f/sysusers.d/kvfpga.conf" >"$tmp/sysusers.log" 2>&1 &&
+		grep -q '^kvfpga:x:[0-9]*:$' "$tmp/sysusers-root/etc/group"; then
+		ok "$prefix: systemd-sysusers creates the kvfpga group from the installed file"
+	else
+		bad "$prefix: systemd-sysusers: $(tr '\n' ' ' <"$tmp/sysusers.log")"
+	fi
+	rm -rf "$tmp/sysusers-root"
 
 	if [ "$(readlink "$lib/libkvfpga.so")" = libkvfpga.so.0 ] &&
 		[ "$(readlink "$lib/libkvfpga.so.0")" = "libkvfpga.so.$KVFPGA_VERSION" ] &&
@@ -224,6 +235,21 @@ for prefix in /usr/local /opt/kvfpga; do
 	check_tools_and_man "$dest" "$prefix"
 	check_uninstall "$dest" "$prefix"
 done
+
+# Unprivileged: no udev rule, no group file, everything else under PREFIX.
+dest=$tmp/dest-user prefix=/home/user/.local
+if "$MAKE" --no-print-directory -s install DESTDIR="$dest" PREFIX="$prefix" BUILD="$BUILD" \
+	UDEVRULESDIR= SYSUSERSDIR= >"$tmp/install.log" 2>&1 &&
+	[ -z "$(find "$dest" ! -path "$dest$prefix/*" ! -type d)" ] &&
+	[ -z "$(find "$dest" -name '70-kvfpga.rules' -o -name kvfpga.conf)" ] &&
+	[ -f "$dest$prefix/lib/libkvfpga.so.$KVFPGA_VERSION" ]; then
+	ok "$prefix with UDEVRULESDIR= SYSUSERSDIR=: everything under PREFIX, no udev rule or group file"
+else
+	bad "$prefix with UDEVRULESDIR= SYSUSERSDIR=: $(tail -n 3 "$tmp/install.log" | tr '\n' ' ') $(find "$dest" ! -type d ! -path "$dest$prefix/*" | head -n 3)"
+fi
+"$MAKE" --no-print-directory -s uninstall DESTDIR="$dest" PREFIX="$prefix" BUILD="$BUILD" \
+	UDEVRULESDIR= SYSUSERSDIR= >/dev/null 2>&1 || true
+if [ -z "$(find "$dest" ! -type d)" ]; then ok "$prefix: uninstall leaves no file"; else bad "$prefix: uninstall left $(find "$dest" ! -type d | head -n 3)"; fi
 
 if [ $failures -ne 0 ]; then
 	echo "check-install: $failures check(s) failed" >&2
