@@ -553,7 +553,7 @@ static void print_text(const struct snapshot *s, const struct cl_report *cl)
 	if (!s->n_cards) {
 		printf("No kvfpga card found.\n");
 	} else {
-		printf("%-4s %-13s %-18s %-16s %-12s %-5s %-11s %-11s %-11s %s\n", "CARD", "SLOT",
+		printf("%-4s %-13s %-19s %-16s %-12s %-5s %-11s %-11s %-11s %s\n", "CARD", "SLOT",
 		       "NODE", "NAME", "SERIAL", "ABI", "USED", "TOTAL", "SIZE", "BUFFERS");
 		for (size_t i = 0; i < s->n_cards; i++) {
 			const struct card *k = &s->cards[i];
@@ -567,7 +567,7 @@ static void print_text(const struct snapshot *s, const struct cl_report *cl)
 				snprintf(bos, sizeof(bos), "%" PRIu64, k->bo_count.v);
 			else
 				snprintf(bos, sizeof(bos), "-");
-			printf("%-4zu %-13s %-18s %-16s %-12s %-5s %-11s %-11s %-11s %s\n", i,
+			printf("%-4zu %-13s %-19s %-16s %-12s %-5s %-11s %-11s %-11s %s\n", i,
 			       k->entry.pci_slot[0] ? k->entry.pci_slot : "-", k->entry.node,
 			       k->name[0] ? k->name : "-", k->serial[0] ? k->serial : "-", abi,
 			       opt_human(k->mem_used, a, sizeof(a)),
