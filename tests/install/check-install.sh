@@ -97,7 +97,7 @@ check_tree() { # dest prefix
 
 	if [ "$(readlink "$lib/libkvfpga.so")" = libkvfpga.so.0 ] &&
 		[ "$(readlink "$lib/libkvfpga.so.0")" = "libkvfpga.so.$KVFPGA_VERSION" ] &&
-		readelf -d "$lib/libkvfpga.so.$KVFPGA_VERSION" | grep -q 'Library soname: \[libkvfpga.so.0\]'; then
+		[[ $(readelf -d "$lib/libkvfpga.so.$KVFPGA_VERSION") == *'Library soname: [libkvfpga.so.0]'* ]]; then
 		ok "$prefix: libkvfpga.so -> libkvfpga.so.0 -> libkvfpga.so.$KVFPGA_VERSION, soname libkvfpga.so.0"
 	else
 		bad "$prefix: symlink chain or soname wrong: $(find "$lib" -name 'libkvfpga.so*' -printf '%p -> %l ' 2>&1)"
@@ -147,7 +147,8 @@ check_consumer() { # dest prefix
 		bad "$prefix: consumer does not build: $(head -n 5 "$tmp/cc.log" | tr '\n' ' ')"
 		return
 	fi
-	if LD_LIBRARY_PATH=$lib ldd "$tmp/consumer" | grep -q "libkvfpga.so.0 => $lib/libkvfpga.so.0 "; then
+	# (grep -q on a pipe could end ldd with SIGPIPE, a failure under pipefail)
+	if [[ $(LD_LIBRARY_PATH=$lib ldd "$tmp/consumer") == *"libkvfpga.so.0 => $lib/libkvfpga.so.0 "* ]]; then
 		ok "$prefix: consumer loads the installed libkvfpga.so.0"
 	else
 		bad "$prefix: consumer does not load $lib/libkvfpga.so.0: $(LD_LIBRARY_PATH=$lib ldd "$tmp/consumer" | grep kvfpga)"
@@ -159,7 +160,7 @@ check_consumer() { # dest prefix
 	static=$(pkg-config --static --libs kvfpga | sed 's/-lkvfpga\b/-l:libkvfpga.a/')
 	# shellcheck disable=SC2086
 	if $CC -std=c11 -o "$tmp/consumer-static" tests/install/consumer.c $cflags $static -lm \
-		>"$tmp/cc.log" 2>&1 && ! ldd "$tmp/consumer-static" | grep -q libkvfpga; then
+		>"$tmp/cc.log" 2>&1 && [[ $(ldd "$tmp/consumer-static") != *libkvfpga* ]]; then
 		ok "$prefix: consumer links the static archive with pkg-config --static --libs kvfpga"
 		expect "$prefix: statically linked consumer runs" env KVFPGA_DEVICE= "$tmp/consumer-static" \
 			"$kernels/kvfpga_attention.cl"
