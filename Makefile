@@ -21,7 +21,7 @@ CFLAGS     += -std=c11 $(WARN) -fPIC -pthread $(SAN)
 LDFLAGS    += -pthread $(SAN)
 LDLIBS     += -lm
 
-.PHONY: all help deps module check check-unit check-vm check-sanitize demo bench lint format clean
+.PHONY: all help deps module module-strict check check-unit check-vm check-sanitize demo bench lint format clean
 all:
 
 help:
@@ -59,7 +59,11 @@ check: deps
 check-sanitize:
 	$(MAKE) BUILD=$(BUILD)/san OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check-unit
 
-check-vm: deps all module
+# The driver must build warning-free with W=1 on every kernel.
+module-strict:
+	@KBUILD_ARGS="W=1 KCFLAGS=-Werror" scripts/build-module.sh $(if $(KDIR),--kdir $(KDIR))
+
+check-vm: deps all module-strict
 	tests/vm/run-suite.sh $(if $(KERNELS),--kernels "$(KERNELS)")
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' | grep -v '^driver/' | grep -v '^include/uapi/' | grep -v '^include/kvfpga/kvfpga_card.h')

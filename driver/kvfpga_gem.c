@@ -163,5 +163,7 @@ struct kvfpga_bo *kvfpga_bo_create(struct kvfpga_device *kdev, u64 size)
 
 	/* No process may ever see an earlier owner's data. */
 	memset_io(kdev->mem + bo->card_addr, 0, size);
+	/* Drain the write-combining buffers before the buffer is handed out. */
+	wmb();
 	return bo;
 }
