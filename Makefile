@@ -75,5 +75,8 @@ lint:
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 	scripts/checkpatch.sh
 
+demo: deps all
+	scripts/demo.sh
+
 clean:
 	rm -rf $(BUILD)
