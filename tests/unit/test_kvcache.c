@@ -1322,6 +1322,60 @@ START_TEST(test_block_hash)
 }
 END_TEST
 
+/*
+ * Real XXH64 collisions between blocks (4 tokens, parent 0), found offline
+ * with Pollard's rho: the hash only finds candidates, the full key decides.
+ */
+static void colliding_tokens(uint64_t x, int32_t *t)
+{
+	t[0] = (int32_t)(uint32_t)x;
+	t[1] = (int32_t)(uint32_t)(x >> 32);
+	t[2] = t[0];
+	t[3] = t[1];
+}
+
+START_TEST(test_hash_collision_tokens)
+{
+	struct fx f;
+	struct kvfpga_kvseq *sa, *sb, *c;
+	int32_t a[5], b[5];
+	uint32_t cached;
+
+	colliding_tokens(0x9d1106564290e752ull, a);
+	colliding_tokens(0x9f03d9d6ac11b272ull, b);
+	a[4] = b[4] = 9;
+	ck_assert(memcmp(a, b, 4 * sizeof(int32_t)) != 0);
+	ck_assert_uint_eq(kvfpga_kvcache_block_hash(0, 0, a, 4),
+	                  kvfpga_kvcache_block_hash(0, 0, b, 4));
+
+	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_F32, 8, 0);
+	sa = computed_seq(&f, 0, a, 5, 1);
+	ck_assert_uint_eq(lookup(&f, 0, a, 5), 4);
+	ck_assert_uint_eq(lookup(&f, 0, b, 5), 0); /* same hash, other tokens */
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &sb), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(sb, b, 5, &cached), 0);
+	ck_assert_uint_eq(cached, 0);
+	write_all(&f, sb, 2, 0, 5);
+	ck_assert_int_eq(kvfpga_kvseq_commit(sb, 5), 0); /* published beside a's, not merged */
+	ck_assert_int_ne(block_at(sb, 0), block_at(sa, 0));
+	ck_assert_uint_eq(stats_of(&f).blocks_published, 2);
+	ck_assert_int_eq(kvfpga_kvcache_verify(f.kc), 0);
+	kvfpga_kvseq_free(sa);
+	kvfpga_kvseq_free(sb);
+	/* Each prompt finds its own block and its own K/V. */
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &c), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(c, b, 5, &cached), 0);
+	ck_assert_uint_eq(cached, 4);
+	check_all(&f, c, 2, 0, 4);
+	kvfpga_kvseq_free(c);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &c), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(c, a, 5, &cached), 0);
+	ck_assert_uint_eq(cached, 4);
+	check_all(&f, c, 1, 0, 4);
+	fx_close(&f);
+}
+END_TEST
+
 /* The published hashes form the documented chain. */
 START_TEST(test_hash_chain_links_blocks)
 {
@@ -1712,6 +1766,7 @@ static Suite *kvcache_suite(void)
 	tcase_add_test(tc, test_destroy_with_live_seqs);
 	tcase_add_test(tc, test_block_hash);
 	tcase_add_test(tc, test_hash_chain_links_blocks);
+	tcase_add_test(tc, test_hash_collision_tokens);
 	tcase_add_test(tc, test_i8_layout);
 	tcase_add_test(tc, test_i8_exact_values);
 	tcase_add_test(tc, test_i8_requantize);
