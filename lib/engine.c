@@ -200,6 +200,17 @@ int kvfpga_engine_opts_init(struct kvfpga_engine_opts *opts)
 	v = getenv("KVFPGA_OPENCL_BINARY");
 	if (v && *v && copy_string(o.binary, sizeof(o.binary), v))
 		return -EINVAL;
+	v = getenv("KVFPGA_OPENCL_TUNING");
+	if (v && *v) {
+		if (!strcmp(v, "auto"))
+			o.tuning = KVFPGA_TUNING_AUTO;
+		else if (!strcmp(v, "cpu"))
+			o.tuning = KVFPGA_TUNING_CPU;
+		else if (!strcmp(v, "fpga"))
+			o.tuning = KVFPGA_TUNING_FPGA;
+		else
+			return -EINVAL;
+	}
 	v = getenv("KVFPGA_OPENCL_CACHE");
 	if (v && *v) {
 		if (!strcmp(v, "off"))

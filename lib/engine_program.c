@@ -67,6 +67,13 @@ static void shape_tag(const struct kvfpga_attn *a, char *buf, size_t len)
 	         a->shape.n_kv_heads, a->group, a->shape.kv_dtype == KVFPGA_KV_F16 ? "f16" : "f32");
 }
 
+static int cpu_tuned(const struct kvfpga_engine *e)
+{
+	if (e->opts.tuning == KVFPGA_TUNING_AUTO)
+		return (e->type & KVFPGA_CL_TYPE_CPU) != 0;
+	return e->opts.tuning == KVFPGA_TUNING_CPU;
+}
+
 static void build_options(const struct kvfpga_attn *a, char *buf, size_t len)
 {
 	snprintf(buf, len,
@@ -74,7 +81,7 @@ static void build_options(const struct kvfpga_attn *a, char *buf, size_t len)
 	         "-DKV_F16=%d -DVEC=%u -DPREFILL_ROWS=%u%s",
 	         a->shape.head_dim, a->shape.block_size, a->shape.n_kv_heads, a->group,
 	         a->shape.kv_dtype == KVFPGA_KV_F16, a->vec, a->prefill_rows,
-	         a->engine->type & KVFPGA_CL_TYPE_CPU ? " -DKVFPGA_PREFETCH=1" : "");
+	         cpu_tuned(a->engine) ? " -DKVFPGA_CPU=1" : "");
 }
 
 /* The build log's first lines, flattened onto one line. */

@@ -108,22 +108,31 @@ typedef float kv_t;
 #define TILE_ELEMS ((ulong)BLOCK_SIZE * HEAD_DIM)
 
 /*
- * KVFPGA_PREFETCH (set by the host for CPU devices only): while a tile is
- * copied in, prefetch the tile that will be read next, so the memory
- * system works on it during this tile's arithmetic instead of sitting idle
- * until the next copy starts.  FPGA pipelines overlap these by themselves.
+ * KVFPGA_CPU (the host sets it for CPU devices only) tunes for a cache
+ * hierarchy instead of on-chip memories:
+ *  - K/V rows are read where they are (the L1 cache is the tile buffer);
+ *    only f16 rows used by several query rows are converted once into a
+ *    private copy.  Without it, every tile is first copied into a private
+ *    array, which an FPGA compiler maps to on-chip RAM filled by one burst.
+ *  - While a tile is worked on, the rows of the tile read next are
+ *    prefetched, spread over the arithmetic, so that memory keeps busy
+ *    (a CPU does not look that far ahead by itself; an FPGA pipeline
+ *    overlaps its bursts anyway).
  */
-#if defined(KVFPGA_PREFETCH) && KVFPGA_PREFETCH
+#if defined(KVFPGA_CPU) && KVFPGA_CPU
+#define CPU_TUNED 1
 #define PREFETCH_ROW(p)                                                                            \
 	do {                                                                                       \
-		for (int b_ = 0; b_ < HEAD_DIM * (int)sizeof(kv_t); b_ += 64)                      \
+		_Pragma("unroll") for (int b_ = 0; b_ < HEAD_DIM * (int)sizeof(kv_t); b_ += 64)    \
 			__builtin_prefetch((const __global char *)(p) + b_);                       \
 	} while (0)
 #else
+#define CPU_TUNED 0
 #define PREFETCH_ROW(p)                                                                            \
 	do {                                                                                       \
 	} while (0)
 #endif
+#define IN_PLACE(ROWS) (CPU_TUNED && (!KV_F16 || (ROWS) == 1))
 
 /* Score vectors: SVEC lanes of one block's scores per step. */
 #if BLOCK_SIZE >= 16
@@ -223,9 +232,39 @@ static float max4(float4 v)
 #endif
 
 /*
- * The three steps of attending ROWS query rows (qv, ROWS x NV vectors) to
- * one K/V tile of BLOCK_SIZE rows, of which the first `valid` are in the
- * context.  Each K and V row is loaded once and used for all ROWS rows.
+ * Scores of 16 tokens at once (VEC == 16, BLOCK_SIZE a multiple of 16):
+ * d[j] holds the 16 lane-wise partial products of token j; reduce16 adds
+ * the lanes of all 16 with 15 pairwise steps, each two lane shuffles and
+ * one add, and leaves token j's score in lane j.  (One horizontal sum per
+ * token would cost 8 steps per token instead of about 3.)
+ */
+#if VEC == 16 && BLOCK_SIZE % 16 == 0
+#define SCORES16 1
+static float16 pairsum(float16 a, float16 b)
+{
+	return (float16)(a.even, b.even) + (float16)(a.odd, b.odd);
+}
+
+static float16 reduce16(const float16 *d)
+{
+	const float16 e0 = pairsum(d[0], d[1]), e1 = pairsum(d[2], d[3]);
+	const float16 e2 = pairsum(d[4], d[5]), e3 = pairsum(d[6], d[7]);
+	const float16 e4 = pairsum(d[8], d[9]), e5 = pairsum(d[10], d[11]);
+	const float16 e6 = pairsum(d[12], d[13]), e7 = pairsum(d[14], d[15]);
+
+	return pairsum(pairsum(pairsum(e0, e1), pairsum(e2, e3)),
+		       pairsum(pairsum(e4, e5), pairsum(e6, e7)));
+}
+#else
+#define SCORES16 0
+#endif
+
+/*
+ * The steps of attending ROWS query rows (qv, ROWS x NV vectors, already
+ * scaled) to one K/V tile of BLOCK_SIZE rows, of which the first `valid`
+ * are in the context.  Each K and V row is read from global memory once,
+ * into a private tile (or, CPU-tuned, into the L1 cache), and used there
+ * for all ROWS rows.  `next` is the tile read after this one (for the CPU prefetch).
  *
  * tile_scores: sc[r][t] = q_r . k_t, or -INFINITY for slots past `valid`
  *   and, with CAUSAL, for key positions kpos0 + t > qpos[r].
@@ -233,36 +272,75 @@ static float max4(float4 v)
  *   exp2(s - m_new), acc is rescaled by exp2(m - m_new), (m, l) updated.
  *   The caller guarantees every row has seen an unmasked key by the end of
  *   its first tile, so m is finite from then on and no inf - inf arises.
- * tile_accumulate: acc_r += sum_t sc[r][t] * v_t.
+ * tile_accumulate: acc_r += sum_t sc[r][t] * v_t (masked slots have
+ *   probability 0 and a finite row, so the loop needs no bound but the tile's).
  */
+/*
+ * Rows past `valid` are never used (their scores are masked, their
+ * probabilities 0), but they must hold finite numbers: a slot past a
+ * sequence's end may hold anything, so reads are clamped to the last
+ * valid row instead.
+ */
+#define ROW(t, valid) min((t), (valid)-1)
+#define COPY_TILE(ROWS, tile, src, valid)                                                          \
+	if (!IN_PLACE(ROWS)) {                                                                     \
+		for (int t_ = 0; t_ < BLOCK_SIZE; t_++) {                                          \
+			_Pragma("unroll") for (int i_ = 0; i_ < NV; i_++) (tile)[t_][i_] =         \
+				VLOADKV(i_, (src) + ROW(t_, valid) * HEAD_DIM);                    \
+		}                                                                                  \
+	}
+#define KV_AT(ROWS, tile, src, valid, t, i)                                                        \
+	(IN_PLACE(ROWS) ? VLOADKV((i), (src) + ROW((t), valid) * HEAD_DIM) : (tile)[(t)][(i)])
+
+#if SCORES16
+#define TILE_SCORE_ROWS(ROWS, CAUSAL)                                                              \
+	for (int r = 0; r < ROWS; r++) {                                                           \
+		for (int c = 0; c < BLOCK_SIZE / 16; c++) {                                        \
+			float16 d[16];                                                             \
+			if (r == 0 && next) {                                                      \
+				_Pragma("unroll") for (int j = 0; j < 16; j++)                     \
+					PREFETCH_ROW(next + (c * 16 + j) * HEAD_DIM);              \
+			}                                                                          \
+			_Pragma("unroll") for (int j = 0; j < 16; j++) d[j] =                      \
+				qv[r * NV] * KV_AT(ROWS, tile, kt, valid, c * 16 + j, 0);          \
+			_Pragma("unroll") for (int i = 1; i < NV; i++)                             \
+			{                                                                          \
+				const float16 qi = qv[r * NV + i];                                 \
+				_Pragma("unroll") for (int j = 0; j < 16; j++) d[j] =              \
+					fma(qi, KV_AT(ROWS, tile, kt, valid, c * 16 + j, i), d[j]); \
+			}                                                                          \
+			const int16 slot = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,   \
+						   14, 15) +                                       \
+					   c * 16;                                                 \
+			int16 keep = slot < valid;                                                 \
+			if (CAUSAL)                                                                \
+				keep &= kpos0 + slot <= qpos[r];                                   \
+			vstore16(select((float16)(-INFINITY), reduce16(d), keep), c, sc[r]);       \
+		}                                                                                  \
+	}
+#else
+#define TILE_SCORE_ROWS(ROWS, CAUSAL)                                                              \
+	for (int r = 0; r < ROWS; r++) {                                                           \
+		for (int t = 0; t < BLOCK_SIZE; t++) {                                             \
+			if (r == 0 && next)                                                        \
+				PREFETCH_ROW(next + t * HEAD_DIM);                                 \
+			vecf d = qv[r * NV] * KV_AT(ROWS, tile, kt, valid, t, 0);                  \
+			_Pragma("unroll") for (int i = 1; i < NV; i++) d =                         \
+				fma(qv[r * NV + i], KV_AT(ROWS, tile, kt, valid, t, i), d);        \
+			const int keep = t < valid && (!(CAUSAL) || kpos0 + t <= qpos[r]);         \
+			sc[r][t] = keep ? HSUM(d) : -INFINITY;                                     \
+		}                                                                                  \
+	}
+#endif
+
 #define DEFINE_TILE_SCORES(name, ROWS, CAUSAL)                                                      \
 	static void name(const __global kv_t *restrict kt, const __global kv_t *next,              \
 			 const int valid, const int kpos0, const int *qpos, const vecf *qv,         \
 			 float sc[][BLOCK_SIZE])                                                    \
 	{                                                                                          \
-		vecf tile[BLOCK_SIZE][NV];                                                         \
-		for (int t = 0; t < BLOCK_SIZE; t++) {                                             \
-			if (next)                                                                  \
-				PREFETCH_ROW(next + t * HEAD_DIM);                                 \
-			if (t < valid) {                                                           \
-				_Pragma("unroll") for (int i = 0; i < NV; i++) tile[t][i] =        \
-					VLOADKV(i, kt + t * HEAD_DIM);                             \
-			}                                                                          \
-		}                                                                                  \
-		for (int r = 0; r < ROWS; r++) {                                                   \
-			vecf qr[NV];                                                               \
-			_Pragma("unroll") for (int i = 0; i < NV; i++) qr[i] = qv[r * NV + i];     \
-			for (int t = 0; t < BLOCK_SIZE; t++) {                                     \
-				float dot = -INFINITY;                                             \
-				if (t < valid && (!(CAUSAL) || kpos0 + t <= qpos[r])) {            \
-					vecf d = qr[0] * tile[t][0];                               \
-					_Pragma("unroll") for (int i = 1; i < NV; i++) d =         \
-						fma(qr[i], tile[t][i], d);                         \
-					dot = HSUM(d);                                             \
-				}                                                                  \
-				sc[r][t] = dot;                                                    \
-			}                                                                          \
-		}                                                                                  \
+		vecf tile[IN_PLACE(ROWS) ? 1 : BLOCK_SIZE][NV];                                    \
+		COPY_TILE(ROWS, tile, kt, valid)                                                   \
+		TILE_SCORE_ROWS(ROWS, CAUSAL)                                                      \
 	}
 
 #define DEFINE_SOFTMAX_UPDATE(name, ROWS)                                                           \
@@ -290,24 +368,17 @@ static float max4(float4 v)
 	static void name(const __global kv_t *restrict vt, const __global kv_t *next,              \
 			 const int valid, float sc[][BLOCK_SIZE], vecf *acc)                        \
 	{                                                                                          \
-		vecf tile[BLOCK_SIZE][NV];                                                         \
-		for (int t = 0; t < BLOCK_SIZE; t++) {                                             \
-			if (next)                                                                  \
-				PREFETCH_ROW(next + t * HEAD_DIM);                                 \
-			if (t < valid) {                                                           \
-				_Pragma("unroll") for (int i = 0; i < NV; i++) tile[t][i] =        \
-					VLOADKV(i, vt + t * HEAD_DIM);                             \
-			}                                                                          \
-		}                                                                                  \
+		vecf tile[IN_PLACE(ROWS) ? 1 : BLOCK_SIZE][NV];                                    \
+		COPY_TILE(ROWS, tile, vt, valid)                                                   \
 		for (int r = 0; r < ROWS; r++) {                                                   \
 			vecf a[NV];                                                                \
 			_Pragma("unroll") for (int i = 0; i < NV; i++) a[i] = acc[r * NV + i];     \
 			for (int t = 0; t < BLOCK_SIZE; t++) {                                     \
-				if (t < valid) {                                                   \
-					const vecf p = (vecf)(sc[r][t]);                           \
-					_Pragma("unroll") for (int i = 0; i < NV; i++) a[i] =      \
-						fma(p, tile[t][i], a[i]);                          \
-				}                                                                  \
+				if (r == 0 && next)                                                \
+					PREFETCH_ROW(next + t * HEAD_DIM);                         \
+				const vecf p = (vecf)(sc[r][t]);                                   \
+				_Pragma("unroll") for (int i = 0; i < NV; i++) a[i] =              \
+					fma(p, KV_AT(ROWS, tile, vt, valid, t, i), a[i]);          \
 			}                                                                          \
 			_Pragma("unroll") for (int i = 0; i < NV; i++) acc[r * NV + i] = a[i];     \
 		}                                                                                  \

@@ -64,9 +64,16 @@ struct kvfpga_attn_job;
  *                                  name contains <text> (case-insensitive)
  *   KVFPGA_OPENCL_BINARY=<path>    prebuilt program (see binary below)
  *   KVFPGA_OPENCL_CACHE=<dir>|off  program cache directory, or no cache
+ *   KVFPGA_OPENCL_TUNING=auto|cpu|fpga  kernel variant (see tuning below)
  * Without a device choice the first usable accelerator is taken, else the
  * first usable device.
  */
+enum kvfpga_kernel_tuning {
+	KVFPGA_TUNING_AUTO = 0, /* CPU for CPU devices, FPGA for all others */
+	KVFPGA_TUNING_CPU,      /* caches do the buffering; software prefetch */
+	KVFPGA_TUNING_FPGA,     /* explicit private tiles (on-chip RAM), no prefetch */
+};
+
 struct kvfpga_engine_opts {
 	int device_index;      /* >= 0: that device; -1: by device_name or default */
 	char device_name[128]; /* "" or a name substring (used when device_index < 0) */
@@ -82,6 +89,7 @@ struct kvfpga_engine_opts {
 	char binary[KVFPGA_ENGINE_PATH_MAX];
 	/* "": the kernel source built into the library; else this .cl file. */
 	char source[KVFPGA_ENGINE_PATH_MAX];
+	enum kvfpga_kernel_tuning tuning;
 };
 
 /* Defaults, then the environment.  -EINVAL on a bad value (opts untouched). */

@@ -78,6 +78,7 @@ static struct config configs[] = {
 	{ "h128-g4-f16-b16", { 2, 8, 2, 128, 16, F16 }, NULL },
 	{ "h256-g1-f16-b16", { 2, 2, 2, 256, 16, F16 }, NULL },
 	{ "h256-g8-f32-b16", { 3, 8, 1, 256, 16, F32 }, NULL },
+	{ "h40-g2-f32-b16", { 2, 4, 2, 40, 16, F32 }, NULL }, /* VEC 8 */
 };
 
 #define N_CONFIGS (sizeof(configs) / sizeof(configs[0]))
@@ -580,7 +581,7 @@ static char *saved_env(const char *name)
 START_TEST(test_opts_env)
 {
 	char *dev = saved_env("KVFPGA_OPENCL_DEVICE"), *bin = saved_env("KVFPGA_OPENCL_BINARY"),
-	     *cache = saved_env("KVFPGA_OPENCL_CACHE");
+	     *cache = saved_env("KVFPGA_OPENCL_CACHE"), *tuning = saved_env("KVFPGA_OPENCL_TUNING");
 	struct kvfpga_engine_opts o;
 	char long_name[300];
 
@@ -615,6 +616,12 @@ START_TEST(test_opts_env)
 	set_env("KVFPGA_OPENCL_CACHE", "/tmp/somewhere");
 	ck_assert_int_eq(kvfpga_engine_opts_init(&o), 0);
 	ck_assert_str_eq(o.cache_dir, "/tmp/somewhere");
+	set_env("KVFPGA_OPENCL_TUNING", "fpga");
+	ck_assert_int_eq(kvfpga_engine_opts_init(&o), 0);
+	ck_assert_int_eq(o.tuning, KVFPGA_TUNING_FPGA);
+	set_env("KVFPGA_OPENCL_TUNING", "gpu");
+	ck_assert_int_eq(kvfpga_engine_opts_init(&o), -EINVAL);
+	set_env("KVFPGA_OPENCL_TUNING", tuning);
 	set_env("KVFPGA_OPENCL_BINARY", "/x/y.xclbin");
 	ck_assert_int_eq(kvfpga_engine_opts_init(&o), 0);
 	ck_assert_str_eq(o.binary, "/x/y.xclbin");
@@ -626,6 +633,7 @@ START_TEST(test_opts_env)
 	free(dev);
 	free(bin);
 	free(cache);
+	free(tuning);
 }
 END_TEST
 
@@ -1439,6 +1447,69 @@ START_TEST(test_program_cache_and_binary)
 }
 END_TEST
 
+static void tweak_fpga(struct kvfpga_engine_opts *o, void *unused)
+{
+	o->tuning = KVFPGA_TUNING_FPGA;
+}
+
+/*
+ * The FPGA variant of the kernels (private tile copies, no prefetch), run
+ * on this device: decode with lengths around the block size and a forced
+ * split, and a prefill chunk that starts mid-block.
+ */
+START_TEST(test_fpga_variant)
+{
+	static const struct kvfpga_attn_shape shapes[] = {
+		{ 2, 8, 2, 128, 16, F16 }, /* 16-token score path, f16 tiles */
+		{ 2, 4, 4, 80, 8, F32 },   /* per-token score path */
+	};
+	const struct kvfpga_attn_shape *s = &shapes[_i];
+	uint64_t rng = case_rng(1200 + (uint32_t)_i);
+	char msg[KVFPGA_ENGINE_MSG_MAX];
+	struct kvfpga_attn_info info;
+	struct kvfpga_engine *e;
+	struct kvfpga_attn *attn;
+	struct decode_case dc;
+	struct prefill_case pc;
+	struct arena a;
+	int ret;
+
+	e = engine_with(tweak_fpga, NULL, msg, sizeof(msg), &ret);
+	ck_assert_msg(ret == 0, "%s", msg);
+	ck_assert_int_eq(kvfpga_attn_create(e, s, &attn), 0);
+	ck_assert_int_eq(kvfpga_attn_query(attn, &info), 0);
+	ck_assert_ptr_null(strstr(info.build_options, "KVFPGA_CPU"));
+	arena_open_on(e, &a, s, 100, &rng);
+	memset(&dc, 0, sizeof(dc));
+	dc.n_seqs = 5;
+	dc.lens[0] = 1;
+	dc.lens[1] = s->block_size - 1;
+	dc.lens[2] = s->block_size;
+	dc.lens[3] = s->block_size + 1;
+	dc.lens[4] = 200 + (uint32_t)test_rand_below(&rng, 300);
+	for (uint32_t i = 0; i < dc.n_seqs; i++)
+		dc.tables[i] = new_table(&a, blocks_for(s, dc.lens[i]), NULL, 0);
+	dc.layer = 1;
+	dc.scale = 1.0f / sqrtf((float)s->head_dim);
+	dc.split_tokens = 4 * s->block_size;
+	decode_run(attn, &a, &dc, &rng, 1.0f, "FPGA variant decode");
+	decode_case_free(&dc);
+	a.next_free = 0;
+	memset(&pc, 0, sizeof(pc));
+	pc.start = 3 * s->block_size + 5;
+	pc.n = 37;
+	pc.table = new_table(&a, blocks_for(s, pc.start + pc.n), NULL, 0);
+	pc.scale = 0.2f;
+	prefill_run(attn, &a, &pc, &rng, "FPGA variant prefill");
+	free(pc.table);
+	free(pc.q);
+	free(pc.out);
+	arena_close(&a);
+	kvfpga_attn_destroy(attn);
+	kvfpga_engine_destroy(e);
+}
+END_TEST
+
 /* An OpenCL failure: negative errno, message naming call, error, device, log. */
 START_TEST(test_build_error_message)
 {
@@ -1755,6 +1826,7 @@ static Suite *attention_suite(void)
 	tcase_set_timeout(tc, 0);
 	tcase_add_test(tc, test_program_cache_and_binary);
 	tcase_add_test(tc, test_build_error_message);
+	tcase_add_loop_test(tc, test_fpga_variant, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
