@@ -1376,6 +1376,31 @@ START_TEST(test_hash_collision_tokens)
 }
 END_TEST
 
+/* Two salts whose blocks of tokens 1, 2, 3, 4 share an XXH64 hash: namespaces stay apart. */
+START_TEST(test_hash_collision_salt)
+{
+	struct fx f;
+	struct kvfpga_kvseq *s1;
+	const uint64_t salt1 = 0xc44bc0e310defabbull, salt2 = 0x5fcd1c53f31c7611ull;
+	const int32_t t[5] = { 1, 2, 3, 4, 5 };
+	uint32_t cached;
+
+	ck_assert_uint_eq(kvfpga_kvcache_block_hash(0, salt1, t, 4),
+	                  kvfpga_kvcache_block_hash(0, salt2, t, 4));
+	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_F16, 8, 0);
+	s1 = computed_seq(&f, salt1, t, 5, 1);
+	ck_assert_uint_eq(lookup(&f, salt1, t, 5), 4);
+	ck_assert_uint_eq(lookup(&f, salt2, t, 5), 0);
+	struct kvfpga_kvseq *s2;
+
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, salt2, &s2), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s2, t, 5, &cached), 0);
+	ck_assert_uint_eq(cached, 0);
+	ck_assert_int_ne(block_at(s2, 0), block_at(s1, 0));
+	fx_close(&f);
+}
+END_TEST
+
 /* The published hashes form the documented chain. */
 START_TEST(test_hash_chain_links_blocks)
 {
@@ -1767,6 +1792,7 @@ static Suite *kvcache_suite(void)
 	tcase_add_test(tc, test_block_hash);
 	tcase_add_test(tc, test_hash_chain_links_blocks);
 	tcase_add_test(tc, test_hash_collision_tokens);
+	tcase_add_test(tc, test_hash_collision_salt);
 	tcase_add_test(tc, test_i8_layout);
 	tcase_add_test(tc, test_i8_exact_values);
 	tcase_add_test(tc, test_i8_requantize);
