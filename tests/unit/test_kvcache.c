@@ -207,6 +207,22 @@ static struct kvfpga_kvseq *computed_seq(struct fx *f, uint64_t salt, const int3
 	return s;
 }
 
+/*
+ * Real XXH64 collisions, found offline with Pollard's rho: the first blocks
+ * (4 tokens, parent 0, salt 0) made from these two values share a hash.
+ */
+#define COLLIDE_X1 0x9d1106564290e752ull
+#define COLLIDE_X2 0x9f03d9d6ac11b272ull
+
+/* Tokens of a block: le32(x), le32(x >> 32), twice. */
+static void colliding_tokens(uint64_t x, int32_t *t)
+{
+	t[0] = (int32_t)(uint32_t)x;
+	t[1] = (int32_t)(uint32_t)(x >> 32);
+	t[2] = t[0];
+	t[3] = t[1];
+}
+
 /* ---- configuration ---- */
 
 START_TEST(test_config_defaults)
@@ -1176,9 +1192,11 @@ END_TEST
 
 /*
  * A published block whose parent was evicted is not found through the block
- * that replaced its parent: s rewrote block 0 after forking (copy-on-write),
- * the fork published the original chain and went away, block 0 was evicted
- * and reused for other tokens while block 1 stays held by s.
+ * that replaced its parent, even when the new parent has the same hash: s
+ * rewrote block 0 after forking (copy-on-write), the fork published the
+ * chain t and went away, block 0 was evicted and reused for tokens d whose
+ * first block collides with t's.  Block 1 (held by s) still names block 0
+ * as its parent, with the old generation.
  */
 START_TEST(test_stale_parent_link)
 {
@@ -1187,8 +1205,14 @@ START_TEST(test_stale_parent_link)
 	int32_t t[9], d[9];
 	uint32_t cached;
 
+	colliding_tokens(COLLIDE_X1, t);
+	colliding_tokens(COLLIDE_X2, d);
+	make_tokens(t + 4, 5, 20);
+	make_tokens(d + 4, 5, 20);
+	ck_assert_uint_eq(kvfpga_kvcache_block_hash(0, 0, t, 4),
+	                  kvfpga_kvcache_block_hash(0, 0, d, 4));
+
 	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_F32, 5, 0);
-	make_tokens(t, 9, 10);
 	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
 	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 9, NULL), 0);
 	write_all(&f, s, 1, 0, 9);
@@ -1202,9 +1226,6 @@ START_TEST(test_stale_parent_link)
 	ck_assert_uint_eq(stats_of(&f).blocks_cached, 1);
 	ck_assert_uint_eq(lookup(&f, 0, t, 9), 8);
 
-	/* Block 0 goes to tokens d, which then take its place as a first block. */
-	memcpy(d, t, sizeof(d));
-	d[0] = 999;
 	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &v), 0);
 	ck_assert_int_eq(kvfpga_kvseq_append(v, d, 1, NULL), 0); /* takes the free block */
 	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &u), 0);
@@ -1322,18 +1343,6 @@ START_TEST(test_block_hash)
 }
 END_TEST
 
-/*
- * Real XXH64 collisions between blocks (4 tokens, parent 0), found offline
- * with Pollard's rho: the hash only finds candidates, the full key decides.
- */
-static void colliding_tokens(uint64_t x, int32_t *t)
-{
-	t[0] = (int32_t)(uint32_t)x;
-	t[1] = (int32_t)(uint32_t)(x >> 32);
-	t[2] = t[0];
-	t[3] = t[1];
-}
-
 START_TEST(test_hash_collision_tokens)
 {
 	struct fx f;
@@ -1341,8 +1350,8 @@ START_TEST(test_hash_collision_tokens)
 	int32_t a[5], b[5];
 	uint32_t cached;
 
-	colliding_tokens(0x9d1106564290e752ull, a);
-	colliding_tokens(0x9f03d9d6ac11b272ull, b);
+	colliding_tokens(COLLIDE_X1, a);
+	colliding_tokens(COLLIDE_X2, b);
 	a[4] = b[4] = 9;
 	ck_assert(memcmp(a, b, 4 * sizeof(int32_t)) != 0);
 	ck_assert_uint_eq(kvfpga_kvcache_block_hash(0, 0, a, 4),
