@@ -26,9 +26,10 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIB_SO).$(KVFPGA_VERSION): $(LIB_OBJS)
+$(LIB_SO).$(KVFPGA_VERSION): $(LIB_OBJS) lib/libkvfpga.map
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,$(LIB_SONAME) $(LDFLAGS) -o $@ $^ $(LIB_LIBS)
+	$(CC) -shared -Wl,-soname,$(LIB_SONAME) -Wl,--version-script=lib/libkvfpga.map $(LDFLAGS) \
+		-o $@ $(LIB_OBJS) $(LIB_LIBS)
 
 $(LIB_SO): $(LIB_SO).$(KVFPGA_VERSION)
 	ln -sf $(notdir $<) $(BUILD)/lib/$(LIB_SONAME)
