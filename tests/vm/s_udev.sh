@@ -49,5 +49,27 @@ else
 	done
 	pgrep -a udevd || echo "udevd not running"
 fi
+
+# The inference demo as that member of the group: K/V cache in the card's
+# memory, attention on PoCL; greedy output must equal the emulated card's.
+demo_dir=/tmp/demo
+mkdir -p "$demo_dir" && chmod 777 "$demo_dir"
+"$VMBIN/../bin/kvfpga-genmodel" --preset tiny --seed 3 -q -o "$demo_dir/m.bin" -t "$demo_dir/t.bin"
+run_demo() { # run_demo OUTFILE ARGS...: kvfpga-run as the group member
+	local outfile=$1; shift
+	setpriv --reuid=$member_uid --regid=$udev_gid --init-groups env HOME="$demo_dir" \
+		XDG_CACHE_HOME="$demo_dir/cache" "$VMBIN/../bin/kvfpga-run" -m "$demo_dir/m.bin" \
+		-z "$demo_dir/t.bin" -p "Once upon a time" -n 48 --temp 0 --attention card -q "$@" \
+		>"$outfile" 2>"$outfile.err"
+}
+if run_demo "$OUT/demo-card.txt" --card 0000:00:10.0 && run_demo "$OUT/demo-emu.txt" --emulate; then
+	if [ -s "$OUT/demo-card.txt" ] && cmp -s "$OUT/demo-card.txt" "$OUT/demo-emu.txt"; then
+		pass demo-as-group-member-card-equals-emulation
+	else
+		fail demo-as-group-member-card-equals-emulation "outputs differ or are empty"
+	fi
+else
+	fail demo-as-group-member-card-equals-emulation "$(cat "$OUT"/demo-*.txt.err | head -n 3 | tr '\n' ' ')"
+fi
 udevadm control --exit 2>/dev/null || true
 umount /etc/passwd /etc/group 2>/dev/null || true
