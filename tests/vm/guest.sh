@@ -14,6 +14,8 @@ MODULE=${KVFPGA_MODULE:-$REPO/build/module/$KVER/driver/kvfpga.ko}
 SUITE=${KVFPGA_SUITE:-full}
 VMBIN=$REPO/build/vmtests
 export KVFPGA_VM_OUT=$OUT
+# The host root is read-only: caches (PoCL, the engine) go to the tmpfs.
+export HOME=/tmp XDG_CACHE_HOME=/tmp/.cache POCL_CACHE_DIR=/tmp/.cache/pocl
 results=$OUT/results.txt
 : >"$results"
 
