@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared pieces of the benchmarks: see bench_util.h. */
+#include "bench_util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BENCH_X86 1
+#endif
+
+#define MAX_THREADS 64
+
+double bench_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int bench_stats_of(const double *samples, int n, struct bench_stats *out)
+{
+	double *v;
+
+	if (!samples || n < 1 || !out)
+		return -EINVAL;
+	v = malloc((size_t)n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, samples, (size_t)n * sizeof(*v));
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	out->median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+	out->min = v[0];
+	out->max = v[n - 1];
+	out->n = n;
+	free(v);
+	return 0;
+}
+
+json_object *bench_stats_json(const struct bench_stats *s, const char *unit)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if (json_object_object_add(o, "unit", json_object_new_string(unit)) ||
+	    json_object_object_add(o, "median", json_object_new_double(s->median)) ||
+	    json_object_object_add(o, "min", json_object_new_double(s->min)) ||
+	    json_object_object_add(o, "max", json_object_new_double(s->max)) ||
+	    json_object_object_add(o, "n", json_object_new_int(s->n))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+int bench_figure_of(const double *value, const double *baseline, int n, struct bench_figure *out)
+{
+	double *ratio;
+	int ret;
+
+	if (!value || !baseline || n < 1 || !out)
+		return -EINVAL;
+	ratio = malloc((size_t)n * sizeof(*ratio));
+	if (!ratio)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++)
+		ratio[i] = value[i] / baseline[i];
+	ret = bench_stats_of(value, n, &out->value);
+	if (!ret)
+		ret = bench_stats_of(baseline, n, &out->baseline);
+	if (!ret)
+		ret = bench_stats_of(ratio, n, &out->ratio);
+	free(ratio);
+	return ret;
+}
+
+json_object *bench_figure_json(const struct bench_figure *f, const char *unit,
+                               const char *baseline_what, const char *baseline_unit)
+{
+	json_object *o = json_object_new_object();
+	json_object *v = bench_stats_json(&f->value, unit);
+	json_object *b = bench_stats_json(&f->baseline, baseline_unit);
+	json_object *r = bench_stats_json(&f->ratio, "ratio");
+
+	if (!o || !v || !b || !r ||
+	    json_object_object_add(b, "what", json_object_new_string(baseline_what)))
+		goto fail;
+	json_object_object_add(o, "value", v);
+	v = NULL;
+	json_object_object_add(o, "baseline", b);
+	b = NULL;
+	json_object_object_add(o, "ratio", r);
+	return o;
+fail:
+	json_object_put(o);
+	json_object_put(v);
+	json_object_put(b);
+	json_object_put(r);
+	return NULL;
+}
+
+/*
+ * From sysfs: glibc's sysconf can report the L3 of the whole package times
+ * the threads in a VM.
+ */
+size_t bench_llc_bytes(void)
+{
+	size_t best = 0;
+	int best_level = 0;
+
+	for (int i = 0; i < 8; i++) {
+		char path[96], buf[32];
+		unsigned long long v = 0;
+		int level = 0;
+		char unit = 0;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+		f = fopen(path, "r");
+		if (!f)
+			break;
+		if (fscanf(f, "%d", &level) != 1)
+			level = 0;
+		fclose(f);
+		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%llu%c", &v, &unit) >= 1) {
+			if (unit == 'K')
+				v <<= 10;
+			else if (unit == 'M')
+				v <<= 20;
+			if (level > best_level) {
+				best_level = level;
+				best = (size_t)v;
+			}
+		}
+		fclose(f);
+	}
+	return best ? best : (size_t)32 << 20;
+}
+
+/* ---- memory read bandwidth ---- */
+
+#define BW_CHUNK 128u /* bytes per inner step: four 32-byte vectors */
+
+int bench_membuf_create(size_t bytes, struct bench_membuf *out)
+{
+	if (!out || bytes < BW_CHUNK * MAX_THREADS)
+		return -EINVAL;
+	bytes = (bytes + 4095) & ~(size_t)4095;
+	out->words = aligned_alloc(4096, bytes);
+	if (!out->words)
+		return -ENOMEM;
+	memset(out->words, 1, bytes); /* backs every page; no zero byte for memchr */
+	out->bytes = bytes;
+	out->sink = 0;
+	return 0;
+}
+
+void bench_membuf_free(struct bench_membuf *m)
+{
+	if (!m)
+		return;
+	free(m->words);
+	m->words = NULL;
+	m->bytes = 0;
+}
+
+typedef uint64_t v4u64 __attribute__((vector_size(32)));
+
+struct bw_part {
+	const unsigned char *p;
+	size_t bytes;
+	int use_memchr;
+	uint64_t sum;
+};
+
+static void *bw_thread(void *arg)
+{
+	struct bw_part *part = arg;
+
+	if (part->use_memchr) {
+		part->sum = memchr(part->p, 0, part->bytes) != NULL;
+		return NULL;
+	}
+	/* Four independent sums keep enough loads in flight. */
+	const v4u64 *v = (const v4u64 *)(const void *)part->p;
+	v4u64 s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
+	size_t n = part->bytes / BW_CHUNK;
+
+	for (size_t i = 0; i < n; i++, v += 4) {
+		s0 += v[0];
+		s1 += v[1];
+		s2 += v[2];
+		s3 += v[3];
+	}
+	s0 += s1 + s2 + s3;
+	part->sum = s0[0] + s0[1] + s0[2] + s0[3];
+	return NULL;
+}
+
+static double bw_pass(struct bench_membuf *m, int threads, int use_memchr)
+{
+	struct bw_part parts[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	int started[MAX_THREADS];
+	size_t share;
+	double t0, t;
+
+	if (!m || !m->words || threads < 1 || threads > MAX_THREADS)
+		return -EINVAL;
+	share = m->bytes / (size_t)threads / BW_CHUNK * BW_CHUNK;
+	t0 = bench_now();
+	for (int i = 0; i < threads; i++) {
+		parts[i].p = (const unsigned char *)m->words + (size_t)i * share;
+		parts[i].bytes = share;
+		parts[i].use_memchr = use_memchr;
+		started[i] = i > 0 && !pthread_create(&th[i], NULL, bw_thread, &parts[i]);
+	}
+	/* This thread does the first share, and any share whose thread did not start. */
+	for (int i = 0; i < threads; i++)
+		if (!started[i])
+			bw_thread(&parts[i]);
+	for (int i = 0; i < threads; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		m->sink += parts[i].sum;
+	}
+	t = bench_now() - t0;
+	return (double)(share * (size_t)threads) / t;
+}
+
+double bench_read_bw(struct bench_membuf *m, int threads)
+{
+	return bw_pass(m, threads, 0);
+}
+
+double bench_memchr_bw(struct bench_membuf *m, int threads)
+{
+	return bw_pass(m, threads, 1);
+}
+
+/* ---- peak FMA throughput ---- */
+
+/* Twelve independent chains: more than FMA latency times the FMA ports on current x86. */
+#define CHAINS   12
+#define REP12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+#ifdef BENCH_X86
+__attribute__((target("avx512f"))) static float fma_avx512(uint64_t iters)
+{
+	const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+#define DECL(k) __m512 a##k = _mm512_set1_ps((float)(k));
+#define STEP(k) a##k = _mm512_fmadd_ps(a##k, m, c);
+#define SUM(k)  s = _mm512_add_ps(s, a##k);
+	REP12(DECL)
+	__m512 s = _mm512_setzero_ps();
+
+	for (uint64_t i = 0; i < iters; i++) {
+		REP12(STEP)
+	}
+	REP12(SUM)
+	return _mm512_reduce_add_ps(s);
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+__attribute__((target("avx2,fma"))) static float fma_avx2(uint64_t iters)
+{
+	const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+	float lanes[8], t = 0;
+#define DECL(k) __m256 a##k = _mm256_set1_ps((float)(k));
+#define STEP(k) a##k = _mm256_fmadd_ps(a##k, m, c);
+#define SUM(k)  s = _mm256_add_ps(s, a##k);
+	REP12(DECL)
+	__m256 s = _mm256_setzero_ps();
+
+	for (uint64_t i = 0; i < iters; i++) {
+		REP12(STEP)
+	}
+	REP12(SUM)
+	_mm256_storeu_ps(lanes, s);
+	for (int i = 0; i < 8; i++)
+		t += lanes[i];
+	return t;
+#undef DECL
+#undef STEP
+#undef SUM
+}
+#endif
+
+typedef float v4f32 __attribute__((vector_size(16)));
+
+/* Multiply then add (two FLOPs per lane), for CPUs without FMA. */
+static float muladd_generic(uint64_t iters)
+{
+	const v4f32 m = { 0.9999999f, 0.9999999f, 0.9999999f, 0.9999999f };
+	const v4f32 c = { 1e-7f, 1e-7f, 1e-7f, 1e-7f };
+#define DECL(k) v4f32 a##k = { (float)(k), (float)(k), (float)(k), (float)(k) };
+#define STEP(k) a##k = a##k * m + c;
+#define SUM(k)  s += a##k;
+	REP12(DECL)
+	v4f32 s = { 0 };
+
+	for (uint64_t i = 0; i < iters; i++) {
+		REP12(STEP)
+	}
+	REP12(SUM)
+	return s[0] + s[1] + s[2] + s[3];
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+enum isa { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
+
+static enum isa best_isa(void)
+{
+#ifdef BENCH_X86
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx512f"))
+		return ISA_AVX512;
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return ISA_AVX2;
+#endif
+	return ISA_GENERIC;
+}
+
+static float fma_run(enum isa isa, uint64_t iters)
+{
+#ifdef BENCH_X86
+	if (isa == ISA_AVX512)
+		return fma_avx512(iters);
+	if (isa == ISA_AVX2)
+		return fma_avx2(iters);
+#endif
+	return muladd_generic(iters);
+}
+
+static unsigned lanes_of(enum isa isa)
+{
+	return isa == ISA_AVX512 ? 16 : isa == ISA_AVX2 ? 8 : 4;
+}
+
+struct flops_part {
+	enum isa isa;
+	double seconds;
+	double rate; /* FLOP/s */
+	float sink;
+};
+
+static void *flops_thread(void *arg)
+{
+	struct flops_part *part = arg;
+	const uint64_t iters = 1u << 16; /* about 0.2 ms per call on a 3 GHz core */
+	uint64_t calls = 0;
+	double t0 = bench_now(), t;
+
+	do {
+		part->sink += fma_run(part->isa, iters);
+		calls++;
+		t = bench_now() - t0;
+	} while (t < part->seconds);
+	part->rate = (double)calls * (double)iters * CHAINS * lanes_of(part->isa) * 2.0 / t;
+	return NULL;
+}
+
+double bench_peak_flops(int threads, double seconds, const char **isa_name)
+{
+	static const char *const names[] = { "sse (mul+add)", "avx2+fma", "avx512f" };
+	struct flops_part parts[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	int started[MAX_THREADS];
+	enum isa isa = best_isa();
+	double total = 0;
+	float sink = 0;
+
+	if (threads < 1 || threads > MAX_THREADS || !(seconds > 0 && seconds < 60))
+		return -EINVAL;
+	for (int i = 0; i < threads; i++) {
+		parts[i].isa = isa;
+		parts[i].seconds = seconds;
+		parts[i].sink = 0;
+		started[i] = i > 0 && !pthread_create(&th[i], NULL, flops_thread, &parts[i]);
+	}
+	for (int i = 0; i < threads; i++)
+		if (!started[i])
+			flops_thread(&parts[i]);
+	for (int i = 0; i < threads; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		total += parts[i].rate;
+		sink += parts[i].sink;
+	}
+	if (sink == 42.0f) /* keeps the chains' results alive */
+		fputc(' ', stderr);
+	if (isa_name)
+		*isa_name = names[isa];
+	return total;
+}

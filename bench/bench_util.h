@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared pieces of the benchmarks run by `make bench` (bench/run-bench.sh):
+ * a monotonic clock, median/min/max of repeated samples, the host's
+ * ceilings (memory read bandwidth over a buffer far larger than the
+ * last-level cache, peak FMA throughput) and their JSON form.
+ *
+ * Every benchmark reports a figure next to a baseline measured in the same
+ * process, run alternately with it so that both see the same machine load
+ * (other engineers compile on the same two cores): a figure is only ever
+ * read as its ratio to the baseline.
+ *
+ * Not thread-safe unless stated; the measuring functions start and join
+ * their own threads.
+ */
+#ifndef KVFPGA_BENCH_UTIL_H
+#define KVFPGA_BENCH_UTIL_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Seconds on CLOCK_MONOTONIC. */
+double bench_now(void);
+
+/* Median, smallest and largest of n >= 1 samples (the samples are not changed). */
+struct bench_stats {
+	double median, min, max;
+	int n;
+};
+
+/* -EINVAL when n < 1, -ENOMEM. */
+int bench_stats_of(const double *samples, int n, struct bench_stats *out);
+
+/*
+ * {"unit": unit, "median": .., "min": .., "max": .., "n": ..}; NULL on
+ * allocation failure.
+ */
+json_object *bench_stats_json(const struct bench_stats *s, const char *unit);
+
+/*
+ * A measured figure with its baseline: value and baseline are the sample
+ * statistics of each, ratio the statistics of value[i] / baseline[i] over
+ * the pairs measured one right after the other (so the median ratio is not
+ * thrown off by load that changed between pairs).  n >= 1 pairs.
+ */
+struct bench_figure {
+	struct bench_stats value, baseline, ratio;
+};
+
+int bench_figure_of(const double *value, const double *baseline, int n, struct bench_figure *out);
+
+/*
+ * {"value": {...unit}, "baseline": {...baseline_unit, "what": baseline_what},
+ *  "ratio": {...}}; NULL on allocation failure.
+ */
+json_object *bench_figure_json(const struct bench_figure *f, const char *unit,
+                               const char *baseline_what, const char *baseline_unit);
+
+/* Size of the last-level cache of CPU 0 from sysfs; 32 MiB when unknown. */
+size_t bench_llc_bytes(void);
+
+/*
+ * Host memory read bandwidth: @threads threads (1..64) each sum their share
+ * of a buffer of @bytes (allocated, page-aligned and written once by
+ * bench_membuf_create so that every page is backed).
+ */
+struct bench_membuf {
+	uint64_t *words;
+	size_t bytes;
+	uint64_t sink; /* keeps the sums alive */
+};
+
+int bench_membuf_create(size_t bytes, struct bench_membuf *out);
+void bench_membuf_free(struct bench_membuf *m);
+
+/* Bytes per second of one pass reading the whole buffer; negative errno on failure. */
+double bench_read_bw(struct bench_membuf *m, int threads);
+
+/*
+ * The same pass with glibc's memchr looking for a byte that is not there
+ * (its vectorised scan), the check that bench_read_bw is a fair ceiling.
+ */
+double bench_memchr_bw(struct bench_membuf *m, int threads);
+
+/*
+ * Peak single-precision FLOP/s of @threads threads running independent
+ * fused multiply-adds on registers for about @seconds, using the widest
+ * vectors the CPU has (AVX-512F, else AVX2+FMA, else SSE multiply and add).
+ * *@isa (may be NULL) names the one used.  Negative errno on failure.
+ */
+double bench_peak_flops(int threads, double seconds, const char **isa);
+
+#endif /* KVFPGA_BENCH_UTIL_H */
