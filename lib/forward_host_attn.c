@@ -186,38 +186,25 @@ struct attend_job {
 static void attend_one(struct host_attn *h, const struct host_seq *s, uint32_t layer, uint32_t pos,
                        uint32_t head, const float *q, float *out, float *scores)
 {
-	const struct kvfi_kernels *kern = h->kern;
 	const uint32_t hd = h->shape.head_dim;
 	const uint32_t kvh = head / (h->shape.n_heads / h->shape.n_kv_heads);
-	const float scale = 1.0f / sqrtf((float)hd);
-	const size_t off = (size_t)kvh * hd * h->elem;
+	const size_t off = (size_t)kvh * hd * h->elem, stride = (size_t)h->kv_dim * h->elem;
+	const int f16 = h->kv_type == KVFPGA_INFER_KV_F16;
 	float max = -INFINITY, sum = 0.0f;
 
-	for (uint32_t t = 0; t <= pos; t++) {
-		const uint8_t *kr = (const uint8_t *)row_ptr(h, s->k, layer, t) + off;
-		float sc = h->kv_type == KVFPGA_INFER_KV_F16
-		                   ? kern->dot_h((const uint16_t *)kr, q, hd)
-		                   : kern->dot((const float *)kr, q, hd);
-
-		sc *= scale;
-		scores[t] = sc;
-		if (sc > max)
-			max = sc;
-	}
+	h->kern->scores(q, (const uint8_t *)row_ptr(h, s->k, layer, 0) + off, stride, pos + 1, hd,
+	                f16, 1.0f / sqrtf((float)hd), scores);
+	for (uint32_t t = 0; t <= pos; t++)
+		if (scores[t] > max)
+			max = scores[t];
 	for (uint32_t t = 0; t <= pos; t++) {
 		scores[t] = expf(scores[t] - max);
 		sum += scores[t];
 	}
-	memset(out, 0, hd * sizeof(float));
-	for (uint32_t t = 0; t <= pos; t++) {
-		const uint8_t *vr = (const uint8_t *)row_ptr(h, s->v, layer, t) + off;
-		float wgt = scores[t] / sum;
-
-		if (h->kv_type == KVFPGA_INFER_KV_F16)
-			kern->axpy_h(wgt, (const uint16_t *)vr, out, hd);
-		else
-			kern->axpy(wgt, (const float *)vr, out, hd);
-	}
+	for (uint32_t t = 0; t <= pos; t++)
+		scores[t] /= sum;
+	h->kern->weighted_sum(scores, (const uint8_t *)row_ptr(h, s->v, layer, 0) + off, stride,
+	                      pos + 1, hd, f16, out);
 }
 
 static void attend_worker(void *arg, uint32_t worker, uint32_t n_workers)

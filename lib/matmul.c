@@ -84,6 +84,31 @@ static void to_h_portable(const float *x, uint16_t *out, size_t n)
 		out[i] = kvfi_f32_to_f16(x[i]);
 }
 
+static void scores_portable(const float *q, const uint8_t *k, size_t stride, uint32_t n,
+                            uint32_t hd, int f16, float scale, float *out)
+{
+	for (uint32_t t = 0; t < n; t++) {
+		const uint8_t *row = k + (size_t)t * stride;
+
+		out[t] = scale * (f16 ? dot_h_portable((const uint16_t *)row, q, hd)
+		                      : dot_portable((const float *)row, q, hd));
+	}
+}
+
+static void weighted_sum_portable(const float *w, const uint8_t *v, size_t stride, uint32_t n,
+                                  uint32_t hd, int f16, float *out)
+{
+	memset(out, 0, hd * sizeof(float));
+	for (uint32_t t = 0; t < n; t++) {
+		const uint8_t *row = v + (size_t)t * stride;
+
+		if (f16)
+			axpy_h_portable(w[t], (const uint16_t *)row, out, hd);
+		else
+			axpy_portable(w[t], (const float *)row, out, hd);
+	}
+}
+
 static void matmul_portable(const struct kvfi_tensor *w, uint32_t r0, uint32_t r1, const float *x,
                             size_t xs, size_t nt, float *y, size_t ys, int accumulate,
                             float *scratch)
@@ -120,6 +145,8 @@ const struct kvfi_kernels kvfi_kernels_portable = {
 	.dot_h = dot_h_portable,
 	.axpy_h = axpy_h_portable,
 	.to_h = to_h_portable,
+	.scores = scores_portable,
+	.weighted_sum = weighted_sum_portable,
 };
 
 int kvfi_cpu_has_avx2(void)

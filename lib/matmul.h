@@ -27,6 +27,15 @@ struct kvfi_kernels {
 	float (*dot_h)(const uint16_t *a, const float *b, size_t n);
 	void (*axpy_h)(float a, const uint16_t *x, float *y, size_t n);
 	void (*to_h)(const float *x, uint16_t *out, size_t n);
+	/*
+	 * Attention over @n cached rows (row t at k/v + t * stride bytes, f32,
+	 * or f16 when @f16): out[t] = scale * dot(q, K[t]) for the scores, and
+	 * out = sum_t w[t] * V[t] for the weighted sum.
+	 */
+	void (*scores)(const float *q, const uint8_t *k, size_t stride, uint32_t n, uint32_t hd,
+	               int f16, float scale, float *out);
+	void (*weighted_sum)(const float *w, const uint8_t *v, size_t stride, uint32_t n,
+	                     uint32_t hd, int f16, float *out);
 };
 
 extern const struct kvfi_kernels kvfi_kernels_portable;

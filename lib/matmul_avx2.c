@@ -324,6 +324,98 @@ AVX2_FN static void to_h_avx2(const float *x, uint16_t *out, size_t n)
 		out[i] = kvfi_f32_to_f16(x[i]);
 }
 
+/* Eight f32 elements of row @p at element @d, from f32 or f16 storage. */
+AVX2_FN static inline __m256 load_kv8(const uint8_t *p, size_t d, int f16)
+{
+	return f16 ? load_h8(p + 2 * d) : _mm256_loadu_ps((const float *)p + d);
+}
+
+AVX2_FN static inline float kv_elem(const uint8_t *p, size_t d, int f16)
+{
+	if (f16) {
+		uint16_t h;
+
+		memcpy(&h, p + 2 * d, 2);
+		return _cvtsh_ss(h);
+	}
+	return ((const float *)p)[d];
+}
+
+/* Scores four rows at a time: one horizontal reduction per four dot products. */
+AVX2_FN static void scores_avx2(const float *q, const uint8_t *k, size_t stride, uint32_t n,
+                                uint32_t hd, int f16, float scale, float *out)
+{
+	const uint32_t hd8 = hd / 8 * 8;
+	uint32_t t = 0;
+
+	for (; t + 4 <= n; t += 4) {
+		const uint8_t *r0 = k + (size_t)t * stride, *r1 = r0 + stride;
+		const uint8_t *r2 = r1 + stride, *r3 = r2 + stride;
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		__m256 h;
+		__m128 sum;
+		float part[4];
+
+		for (uint32_t d = 0; d < hd8; d += 8) {
+			__m256 qv = _mm256_loadu_ps(q + d);
+
+			a0 = _mm256_fmadd_ps(load_kv8(r0, d, f16), qv, a0);
+			a1 = _mm256_fmadd_ps(load_kv8(r1, d, f16), qv, a1);
+			a2 = _mm256_fmadd_ps(load_kv8(r2, d, f16), qv, a2);
+			a3 = _mm256_fmadd_ps(load_kv8(r3, d, f16), qv, a3);
+		}
+		/* [a0 a1 a2 a3] sums: pairwise adds within lanes, then the two lanes. */
+		h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+		sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+		_mm_storeu_ps(part, sum);
+		for (uint32_t d = hd8; d < hd; d++) {
+			part[0] += kv_elem(r0, d, f16) * q[d];
+			part[1] += kv_elem(r1, d, f16) * q[d];
+			part[2] += kv_elem(r2, d, f16) * q[d];
+			part[3] += kv_elem(r3, d, f16) * q[d];
+		}
+		for (int i = 0; i < 4; i++)
+			out[t + i] = scale * part[i];
+	}
+	for (; t < n; t++) {
+		const uint8_t *row = k + (size_t)t * stride;
+
+		out[t] = scale * (f16 ? dot_h_avx2((const uint16_t *)row, q, hd)
+		                      : dot_avx2((const float *)row, q, hd));
+	}
+}
+
+/* out = sum_t w[t] V[t], eight output elements at a time over all rows. */
+AVX2_FN static void weighted_sum_avx2(const float *w, const uint8_t *v, size_t stride, uint32_t n,
+                                      uint32_t hd, int f16, float *out)
+{
+	const uint32_t hd8 = hd / 8 * 8;
+
+	for (uint32_t d = 0; d < hd8; d += 8) {
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0;
+		uint32_t t = 0;
+
+		for (; t + 2 <= n; t += 2) {
+			const uint8_t *r = v + (size_t)t * stride;
+
+			a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), load_kv8(r, d, f16), a0);
+			a1 = _mm256_fmadd_ps(_mm256_set1_ps(w[t + 1]), load_kv8(r + stride, d, f16),
+			                     a1);
+		}
+		if (t < n)
+			a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[t]),
+			                     load_kv8(v + (size_t)t * stride, d, f16), a0);
+		_mm256_storeu_ps(out + d, _mm256_add_ps(a0, a1));
+	}
+	for (uint32_t d = hd8; d < hd; d++) {
+		float acc = 0.0f;
+
+		for (uint32_t t = 0; t < n; t++)
+			acc += w[t] * kv_elem(v + (size_t)t * stride, d, f16);
+		out[d] = acc;
+	}
+}
+
 const struct kvfi_kernels kvfi_kernels_avx2 = {
 	.name = "avx2",
 	.matmul = matmul_avx2,
@@ -333,9 +425,103 @@ const struct kvfi_kernels kvfi_kernels_avx2 = {
 	.dot_h = dot_h_avx2,
 	.axpy_h = axpy_h_avx2,
 	.to_h = to_h_avx2,
+	.scores = scores_avx2,
+	.weighted_sum = weighted_sum_avx2,
 };
 
 #else /* not x86: kvfi_kernels_select() never hands this table out */
+
+/* Eight f32 elements of row @p at element @d, from f32 or f16 storage. */
+AVX2_FN static inline __m256 load_kv8(const uint8_t *p, size_t d, int f16)
+{
+	return f16 ? load_h8(p + 2 * d) : _mm256_loadu_ps((const float *)p + d);
+}
+
+AVX2_FN static inline float kv_elem(const uint8_t *p, size_t d, int f16)
+{
+	if (f16) {
+		uint16_t h;
+
+		memcpy(&h, p + 2 * d, 2);
+		return _cvtsh_ss(h);
+	}
+	return ((const float *)p)[d];
+}
+
+/* Scores four rows at a time: one horizontal reduction per four dot products. */
+AVX2_FN static void scores_avx2(const float *q, const uint8_t *k, size_t stride, uint32_t n,
+                                uint32_t hd, int f16, float scale, float *out)
+{
+	const uint32_t hd8 = hd / 8 * 8;
+	uint32_t t = 0;
+
+	for (; t + 4 <= n; t += 4) {
+		const uint8_t *r0 = k + (size_t)t * stride, *r1 = r0 + stride;
+		const uint8_t *r2 = r1 + stride, *r3 = r2 + stride;
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		__m256 h;
+		__m128 sum;
+		float part[4];
+
+		for (uint32_t d = 0; d < hd8; d += 8) {
+			__m256 qv = _mm256_loadu_ps(q + d);
+
+			a0 = _mm256_fmadd_ps(load_kv8(r0, d, f16), qv, a0);
+			a1 = _mm256_fmadd_ps(load_kv8(r1, d, f16), qv, a1);
+			a2 = _mm256_fmadd_ps(load_kv8(r2, d, f16), qv, a2);
+			a3 = _mm256_fmadd_ps(load_kv8(r3, d, f16), qv, a3);
+		}
+		/* [a0 a1 a2 a3] sums: pairwise adds within lanes, then the two lanes. */
+		h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+		sum = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+		_mm_storeu_ps(part, sum);
+		for (uint32_t d = hd8; d < hd; d++) {
+			part[0] += kv_elem(r0, d, f16) * q[d];
+			part[1] += kv_elem(r1, d, f16) * q[d];
+			part[2] += kv_elem(r2, d, f16) * q[d];
+			part[3] += kv_elem(r3, d, f16) * q[d];
+		}
+		for (int i = 0; i < 4; i++)
+			out[t + i] = scale * part[i];
+	}
+	for (; t < n; t++) {
+		const uint8_t *row = k + (size_t)t * stride;
+
+		out[t] = scale * (f16 ? dot_h_avx2((const uint16_t *)row, q, hd)
+		                      : dot_avx2((const float *)row, q, hd));
+	}
+}
+
+/* out = sum_t w[t] V[t], eight output elements at a time over all rows. */
+AVX2_FN static void weighted_sum_avx2(const float *w, const uint8_t *v, size_t stride, uint32_t n,
+                                      uint32_t hd, int f16, float *out)
+{
+	const uint32_t hd8 = hd / 8 * 8;
+
+	for (uint32_t d = 0; d < hd8; d += 8) {
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0;
+		uint32_t t = 0;
+
+		for (; t + 2 <= n; t += 2) {
+			const uint8_t *r = v + (size_t)t * stride;
+
+			a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), load_kv8(r, d, f16), a0);
+			a1 = _mm256_fmadd_ps(_mm256_set1_ps(w[t + 1]), load_kv8(r + stride, d, f16),
+			                     a1);
+		}
+		if (t < n)
+			a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[t]),
+			                     load_kv8(v + (size_t)t * stride, d, f16), a0);
+		_mm256_storeu_ps(out + d, _mm256_add_ps(a0, a1));
+	}
+	for (uint32_t d = hd8; d < hd; d++) {
+		float acc = 0.0f;
+
+		for (uint32_t t = 0; t < n; t++)
+			acc += w[t] * kv_elem(v + (size_t)t * stride, d, f16);
+		out[d] = acc;
+	}
+}
 
 const struct kvfi_kernels kvfi_kernels_avx2 = {
 	.name = "avx2 (not built for this CPU)",

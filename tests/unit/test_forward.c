@@ -287,6 +287,9 @@ START_TEST(test_decode_matches_reference)
 	snprintf(what, sizeof(what), "shape %d, f16 K/V", _i);
 	check_decode(model, tokens, ref, s->vocab, 2, KVFPGA_KERNELS_AUTO, KVFPGA_INFER_KV_F16,
 	             5e-3, what);
+	snprintf(what, sizeof(what), "shape %d, f16 K/V, portable kernels", _i);
+	check_decode(model, tokens, ref, s->vocab, 1, KVFPGA_KERNELS_PORTABLE, KVFPGA_INFER_KV_F16,
+	             5e-3, what);
 	free(ref);
 	kvfpga_model_close(model);
 	tf_model_free(&m);
