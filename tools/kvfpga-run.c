@@ -629,7 +629,8 @@ int main(int argc, char **argv)
 	seqs = calloc(n_prompts, sizeof(*seqs));
 	batch = calloc(o.batch, sizeof(*batch));
 	out_seq = calloc(o.batch, sizeof(*out_seq));
-	logits = malloc((size_t)o.batch * cfg.vocab_size * sizeof(float));
+	/* At most one row of logits per live sequence and step. */
+	logits = malloc((size_t)io.max_seqs * cfg.vocab_size * sizeof(float));
 	piece_cap = 3 * 65536 + 4; /* enough for any piece (kvfpga_detok_push) */
 	piece_buf = malloc(piece_cap);
 	if (!seqs || !batch || !out_seq || !logits || !piece_buf) {
