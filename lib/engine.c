@@ -116,6 +116,8 @@ int kvf_cl_errno(cl_int status)
 		return -ENOEXEC;
 	case CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST:
 		return -EIO;
+	case CL_INVALID_BUFFER_SIZE: /* above the device's largest buffer */
+		return -E2BIG;
 	default:
 		/* The CL_INVALID_* codes run from -30 down to -70. */
 		if (status <= -30 && status >= -70)

@@ -209,7 +209,8 @@ int kvfpga_attn_query(const struct kvfpga_attn *attn, struct kvfpga_attn_info *i
 
 /*
  * Makes @size bytes at @base (page aligned, e.g. kvfpga_kvcache_arena.base)
- * readable by the kernels with CL_MEM_USE_HOST_PTR.  The memory must stay
+ * readable by the kernels with CL_MEM_USE_HOST_PTR.  -E2BIG when @size is
+ * above the device's largest buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE).  The memory must stay
  * mapped until the arena is released; the kernels read it as it is when
  * they run (writes by the host in between need no OpenCL call on devices
  * that share host memory, such as PoCL; see docs/attention.md).
@@ -226,7 +227,7 @@ void kvfpga_kv_arena_release(struct kvfpga_kv_arena *arena);
  */
 struct kvfpga_decode_batch {
 	uint32_t layer;
-	uint32_t n_seqs;
+	uint32_t n_seqs;                    /* 1..65535 */
 	const uint32_t *seq_lens;           /* [n_seqs]: context lengths, each >= 1 */
 	const int32_t *const *block_tables; /* [n_seqs]: ceil(len / block_size) ids each */
 	const float *q;                     /* [n_seqs][n_q_heads][head_dim] */
