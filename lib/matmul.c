@@ -3,6 +3,10 @@
 #include <errno.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "matmul.h"
 
 static float q8_scale(const uint8_t *block)
@@ -152,9 +156,22 @@ const struct kvfi_kernels kvfi_kernels_portable = {
 int kvfi_cpu_has_avx2(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-	       __builtin_cpu_supports("f16c");
+	/* cpuid directly: not every compiler's __builtin_cpu_supports knows "f16c". */
+	unsigned a, b, c, d;
+	uint32_t xcr0_lo, xcr0_hi;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return 0;
+	/* OSXSAVE (27), AVX (28), FMA (12), F16C (29) */
+	if (!(c & (1u << 27)) || !(c & (1u << 28)) || !(c & (1u << 12)) || !(c & (1u << 29)))
+		return 0;
+	/* The OS must save the YMM state (XCR0 bits 1 and 2). */
+	__asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+	if ((xcr0_lo & 6u) != 6u)
+		return 0;
+	if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+		return 0;
+	return (b & (1u << 5)) != 0; /* AVX2 */
 #else
 	return 0;
 #endif
