@@ -287,6 +287,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
+	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_filters);
 	tcase_add_test(tc, test_greedy_and_ties);
 	tcase_add_test(tc, test_penalties);

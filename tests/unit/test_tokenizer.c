@@ -467,6 +467,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
+	tcase_set_timeout(tc, 120);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_known_merges);
 	tcase_add_test(tc, test_byte_fallback);
