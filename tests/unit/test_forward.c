@@ -1091,8 +1091,8 @@ static Suite *forward_suite(void)
 	TCase *tc = tcase_create("forward");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(
-	        tc, 300); /* a cap for loaded machines and sanitizers; ~1 s per test when idle */
+	/* A cap for loaded machines under sanitizers; each test takes about a second when idle. */
+	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, test_decode_matches_reference, 0,
 	                    (int)(sizeof(shapes) / sizeof(shapes[0])));
 	tcase_add_loop_test(tc, test_prefill_equals_decode, 0,
