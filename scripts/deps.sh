@@ -11,6 +11,7 @@ PKGS=(
 	clang libclang-rt-14-dev clang-format cppcheck valgrind
 	qemu-system-x86 busybox-static cpio kmod xz-utils udev
 	linux-source-6.1 sparse bc
+	python3 gnuplot-nox
 )
 
 # Track Debian's current kernel packages rather than pinning an ABI that

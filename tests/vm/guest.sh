@@ -74,6 +74,14 @@ if [ "$SUITE" = smoke ]; then
 	finish
 fi
 
+# `make bench` (bench/run-bench.sh): the KV append path on the real driver's
+# mapping against the host emulation, both in this one boot (figure 7).
+if [ "$SUITE" = bench ]; then
+	check bench-kv-append "$REPO/bench/vm-bench.sh" "$OUT/bench"
+	cat "$OUT/check.log"
+	finish
+fi
+
 for t in "$VMBIN"/t_*; do
 	[ -x "$t" ] || continue
 	name=$(basename "$t")
