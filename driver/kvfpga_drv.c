@@ -62,10 +62,63 @@ static const struct drm_ioctl_desc kvfpga_ioctls[] = {
 };
 
 #if KVFPGA_ACCEL
-/* DEFINE_DRM_ACCEL_FOPS without fdinfo: add the core's. */
+/*
+ * The core holds only render clients to DRM_RENDER_ALLOW: on an accel node
+ * its legacy and master ioctls stay reachable, and some of them use the
+ * file's DRM master, which an accel file never has (on Debian's 6.12,
+ * GET_UNIQUE and GET_MAGIC oops; found by tests/vm/t_fuzz.c).  Let through
+ * only the core ioctls a render node allows a driver without syncobjs.
+ */
+static bool kvfpga_accel_ioctl_allowed(unsigned int cmd)
+{
+	unsigned int nr = DRM_IOCTL_NR(cmd);
+
+	if (nr >= DRM_COMMAND_BASE && nr < DRM_COMMAND_END)
+		return true;
+	switch (nr) {
+	case DRM_IOCTL_NR(DRM_IOCTL_VERSION):
+	case DRM_IOCTL_NR(DRM_IOCTL_GET_CAP):
+	case DRM_IOCTL_NR(DRM_IOCTL_GEM_CLOSE):
+	case DRM_IOCTL_NR(DRM_IOCTL_PRIME_HANDLE_TO_FD):
+	case DRM_IOCTL_NR(DRM_IOCTL_PRIME_FD_TO_HANDLE):
+		return true;
+	default:
+		return false;
+	}
+}
+
+static long kvfpga_accel_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	if (!kvfpga_accel_ioctl_allowed(cmd))
+		return -EACCES;
+	return drm_ioctl(filp, cmd, arg);
+}
+
+#ifdef CONFIG_COMPAT
+static long kvfpga_accel_compat_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	if (!kvfpga_accel_ioctl_allowed(cmd))
+		return -EACCES;
+	return drm_compat_ioctl(filp, cmd, arg);
+}
+#else
+#define kvfpga_accel_compat_ioctl NULL
+#endif
+
+/* DRM_ACCEL_FOPS with the ioctls filtered and the core's fdinfo. */
 static const struct file_operations kvfpga_fops = {
 	.owner = THIS_MODULE,
-	DRM_ACCEL_FOPS,
+	.open = accel_open,
+	.release = drm_release,
+	.unlocked_ioctl = kvfpga_accel_ioctl,
+	.compat_ioctl = kvfpga_accel_compat_ioctl,
+	.poll = drm_poll,
+	.read = drm_read,
+	.llseek = noop_llseek,
+	.mmap = drm_gem_mmap,
+#ifdef FOP_UNSIGNED_OFFSET
+	.fop_flags = FOP_UNSIGNED_OFFSET,
+#endif
 	.show_fdinfo = drm_show_fdinfo,
 };
 #else

@@ -72,8 +72,12 @@ static int kvfpga_gem_mmap(struct drm_gem_object *obj, struct vm_area_struct *vm
 {
 	unsigned long first = vma->vm_pgoff - drm_vma_node_start(&obj->vma_node);
 
-	/* A private (copy-on-write) mapping of device memory makes no sense. */
-	if (!(vma->vm_flags & VM_SHARED))
+	/*
+	 * A private (copy-on-write) mapping of device memory makes no sense.
+	 * (Not "!VM_SHARED": a shared mapping of a read-only file, such as a
+	 * dma-buf exported without DRM_RDWR, has VM_MAYSHARE only.)
+	 */
+	if (is_cow_mapping(vma->vm_flags))
 		return -EINVAL;
 	/* The core checks this too; a mapping must never reach past the object. */
 	if (first + vma_pages(vma) > obj->size >> PAGE_SHIFT)
