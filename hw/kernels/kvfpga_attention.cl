@@ -354,16 +354,21 @@ static float16 reduce16(const float16 *d)
 			for (int j = 1; j < NS; j++)                                               \
 				mx = fmax(mx, SLOAD(j, sc[r]));                                    \
 			const float m_new = fmax(m[r], SMAX(mx));                                  \
-			const float corr = exp2(m[r] - m_new);                                     \
 			svec sum = (svec)(0.0f);                                                   \
 			for (int j = 0; j < NS; j++) {                                             \
 				const svec p = exp2(SLOAD(j, sc[r]) - m_new);                      \
 				SSTORE(p, j, sc[r]);                                               \
 				sum += p;                                                          \
 			}                                                                          \
-			l[r] = l[r] * corr + SSUM(sum);                                            \
+			/* The maximum rarely moves after the first tiles: then nothing to rescale. */ \
+			if (m_new != m[r]) {                                                       \
+				const float corr = exp2(m[r] - m_new);                             \
+				l[r] *= corr;                                                      \
+				_Pragma("unroll") for (int i = 0; i < NV; i++) acc[r * NV + i] *=  \
+					corr;                                                      \
+			}                                                                          \
+			l[r] += SSUM(sum);                                                         \
 			m[r] = m_new;                                                              \
-			_Pragma("unroll") for (int i = 0; i < NV; i++) acc[r * NV + i] *= corr;    \
 		}                                                                                  \
 	}
 
