@@ -58,7 +58,7 @@ struct tensor_info {
 
 /* Metadata this loader uses. */
 struct meta {
-	struct gguf_str arch, tok_model, rope_scaling;
+	struct gguf_str arch, tok_model, rope_scaling, name;
 	bool have_ctx, have_dim, have_blocks, have_ffn, have_heads, have_kv_heads;
 	bool have_eps, have_theta, have_rope_dims;
 	uint64_t ctx, dim, blocks, ffn, heads, kv_heads, rope_dims, alignment;
@@ -272,12 +272,14 @@ static int read_metadata(struct rd *r, uint64_t n_kv, struct meta *mt, char *err
 				        "GGUF general.alignment is not a power of two <= 65536");
 		} else if (str_is(&key, "general.architecture") ||
 		           str_is(&key, "tokenizer.ggml.model") ||
-		           str_is(&key, "llama.rope.scaling.type")) {
+		           str_is(&key, "llama.rope.scaling.type") ||
+		           str_is(&key, "general.name")) {
 			struct rd sr = { r->base, (size_t)(val - r->base), r->size };
 			struct gguf_str *dst = str_is(&key, "general.architecture") ? &mt->arch
 			                       : str_is(&key, "tokenizer.ggml.model")
 			                               ? &mt->tok_model
-			                               : &mt->rope_scaling;
+			                       : str_is(&key, "general.name") ? &mt->name
+			                                                      : &mt->rope_scaling;
 
 			if (type != GGUF_STRING || !rd_str(&sr, dst))
 				return kvfi_fail(err, errlen, -EINVAL,
@@ -630,6 +632,15 @@ int kvfi_load_gguf(struct kvfpga_model *m, char *err, size_t errlen)
 	c->n_kv_heads = (uint32_t)(mt.have_kv_heads ? mt.kv_heads : mt.heads);
 	c->seq_len = (uint32_t)(mt.ctx > KVFI_MAX_SEQ_LEN ? KVFI_MAX_SEQ_LEN : mt.ctx);
 	c->rms_eps = mt.have_eps ? (float)mt.eps : 1e-5f;
+	if (mt.name.s) {
+		/* Printable ASCII only: the name is shown to users. */
+		size_t n = 0;
+
+		for (uint64_t i = 0; i < mt.name.len && n + 1 < sizeof(c->name); i++)
+			if (mt.name.s[i] >= 0x20 && mt.name.s[i] < 0x7f)
+				c->name[n++] = mt.name.s[i];
+		c->name[n] = '\0';
+	}
 	c->rope_theta = mt.have_theta ? (float)mt.theta : 10000.0f;
 
 	/* Tensor infos. */

@@ -582,6 +582,8 @@ int main(int argc, char **argv)
 		        kvfpga_model_format_name(cfg.format), cfg.dim, cfg.n_layers, cfg.n_heads,
 		        cfg.n_kv_heads, cfg.vocab_size, kvfpga_dtype_name(cfg.weight_dtype),
 		        cfg.weight_bytes_per_token / 1e6);
+		if (cfg.name[0])
+			fprintf(stderr, PROG ": model name: %s\n", cfg.name);
 		if (card) {
 			fprintf(stderr, PROG ": K/V cache (%s, blocks of %u) in %s\n",
 			        o.kv_type == KVFPGA_INFER_KV_F16 ? "f16" : "f32",

@@ -64,6 +64,7 @@ struct kvfpga_model_config {
 	enum kvfpga_dtype weight_dtype;  /* type of the largest layer matrices */
 	uint64_t weight_bytes_per_token; /* bytes of weights one decode step reads */
 	uint64_t n_params;
+	char name[64]; /* GGUF general.name (printable ASCII), "" if none */
 };
 
 /*

@@ -105,6 +105,7 @@ START_TEST(test_llama2c_good)
 	ck_assert_uint_eq(c.seq_len, 32);
 	ck_assert_int_eq(c.shared_classifier, !_i);
 	ck_assert_int_eq(c.weight_dtype, KVFPGA_DTYPE_F32);
+	ck_assert_str_eq(c.name, ""); /* llama2.c files carry no name */
 	/* Per token: every layer matrix and norm, one embedding row, the classifier, the final
 	 * norm. */
 	per_layer = (64 * 64 * 2 + 64 * kv * 2 + 3 * 64 * 96 + 2 * 64) * 4;
@@ -216,6 +217,7 @@ START_TEST(test_gguf_good)
 			ck_assert_uint_eq(c.seq_len, 32);
 			ck_assert_int_eq(c.shared_classifier, 0);
 			ck_assert(c.rms_eps == 1e-5f && c.rope_theta == 10000.0f);
+			ck_assert_str_eq(c.name, "kvfpga test model");
 		}
 	}
 }
