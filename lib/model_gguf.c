@@ -38,6 +38,9 @@ enum gguf_type {
 #define GGUF_MAX_STRING  (1u << 24)
 #define GGUF_MAX_DIMS    4u
 
+/* The smallest tensor info: name length, n_dims, one dimension, type, offset. */
+#define GGUF_MIN_TENSOR_INFO (8u + 4u + 8u + 4u + 8u)
+
 struct rd {
 	const uint8_t *base;
 	size_t off, size;
@@ -643,7 +646,16 @@ int kvfi_load_gguf(struct kvfpga_model *m, char *err, size_t errlen)
 	}
 	c->rope_theta = mt.have_theta ? (float)mt.theta : 10000.0f;
 
-	/* Tensor infos. */
+	/*
+	 * Tensor infos.  Each takes at least GGUF_MIN_TENSOR_INFO bytes of the
+	 * file: a count the rest of the file cannot hold is corruption, and must
+	 * not cost an allocation sized by it (found by tests/fuzz/fuzz_gguf.c).
+	 */
+	if (n_tensors > (m->map_size - r.off) / GGUF_MIN_TENSOR_INFO)
+		return kvfi_fail(err, errlen, -EPROTO,
+		                 "GGUF header claims %llu tensors but only %zu bytes follow: "
+		                 "truncated or corrupt",
+		                 (unsigned long long)n_tensors, m->map_size - r.off);
 	ts = calloc(n_tensors ? n_tensors : 1, sizeof(*ts));
 	if (!ts)
 		return kvfi_fail(err, errlen, -ENOMEM, "out of memory");
