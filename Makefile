@@ -29,6 +29,8 @@ help:
 	@echo "make module       build kvfpga.ko (KDIR=... or every Debian kernel build tree)"
 	@echo "make check        every test: unit tests (plain and ASan/UBSan) and the in-VM driver suite"
 	@echo "make check-unit   userspace unit tests only"
+	@echo "make check-fuzz   parser fuzzing (30 s per libFuzzer target, regressions) and valgrind"
+	@echo "make fuzz         the libFuzzer targets for FUZZ_SECONDS each; fuzz-driver: the uapi fuzzer in the VM"
 	@echo "make check-vm     the in-VM driver suite only (KERNELS='6.1 6.12')"
 	@echo "make demo         the FPGA-backed inference demo on its embedded default"
 	@echo "make bench        benchmarks, as ratios against baselines measured in the same run"
@@ -53,6 +55,7 @@ module:
 check: deps
 	$(MAKE) check-unit
 	$(MAKE) check-sanitize
+	$(MAKE) check-fuzz
 	$(MAKE) check-install
 	$(MAKE) check-vm
 
