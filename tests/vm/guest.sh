@@ -82,6 +82,22 @@ if [ "$SUITE" = bench ]; then
 	finish
 fi
 
+# `make fuzz-driver` (tests/fuzz/fuzz-driver.sh): suite fuzz-<seconds>[-<seed>]
+# runs the uapi fuzzer alone, for longer; it checks the card still works after.
+case "$SUITE" in
+fuzz-*)
+	spec=${SUITE#fuzz-}
+	export KVFPGA_FUZZ_SECONDS=${spec%%-*}
+	[ "$spec" = "${spec#*-}" ] || export KVFPGA_FUZZ_SEED=${spec#*-}
+	timeout $((KVFPGA_FUZZ_SECONDS + 600)) "$VMBIN/t_fuzz" >"$OUT/t_fuzz.log" 2>&1
+	rc=$?
+	cat "$OUT/t_fuzz.log"
+	grep -E '^(PASS|FAIL) ' "$OUT/t_fuzz.log" >>"$results"
+	grep -q '^FAIL ' "$OUT/t_fuzz.log" || [ $rc -eq 0 ] || fail t_fuzz "exited with status $rc"
+	finish
+	;;
+esac
+
 for t in "$VMBIN"/t_*; do
 	[ -x "$t" ] || continue
 	name=$(basename "$t")

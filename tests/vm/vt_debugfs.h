@@ -21,7 +21,7 @@
 /* Reads "<key>: <value>" from the mm file of @dir; UINT64_MAX when absent. */
 static inline uint64_t vt_debugfs_mm(const char *dir, const char *key)
 {
-	char path[PATH_MAX], line[256];
+	char path[PATH_MAX + 32], line[256];
 	size_t klen = strlen(key);
 	uint64_t value = UINT64_MAX;
 	FILE *f;
@@ -71,7 +71,7 @@ static inline int vt_debugfs_dir(int fd, const char *slot, char *dir, size_t len
 
 static inline int vt_debugfs_read_u64(const char *dir, const char *name, uint64_t *value)
 {
-	char path[PATH_MAX], buf[64];
+	char path[PATH_MAX + 32], buf[64];
 	ssize_t n;
 	int fd;
 
@@ -90,7 +90,7 @@ static inline int vt_debugfs_read_u64(const char *dir, const char *name, uint64_
 
 static inline int vt_debugfs_write_u64(const char *dir, const char *name, uint64_t value)
 {
-	char path[PATH_MAX], buf[32];
+	char path[PATH_MAX + 32], buf[32];
 	int fd, len;
 	ssize_t n;
 
@@ -107,7 +107,7 @@ static inline int vt_debugfs_write_u64(const char *dir, const char *name, uint64
 /* Lines in the bos file after its header: the live buffers the driver lists. */
 static inline long vt_debugfs_bos_listed(const char *dir)
 {
-	char path[PATH_MAX], line[256];
+	char path[PATH_MAX + 32], line[256];
 	long lines = 0;
 	FILE *f;
 
