@@ -115,11 +115,12 @@ typedef float kv_t;
  *    private copy.  Without it, every tile is first copied into a private
  *    array, which an FPGA compiler maps to on-chip RAM filled by one burst.
  *  - While a tile is worked on, the rows of a tile PREFETCH_TILES ahead
- *    are prefetched into the L2 cache (locality 1: prefetcht2 on x86, which
- *    does not hold the L1's few miss buffers), spread over the arithmetic,
- *    so that memory keeps busy while the core computes (it does not look
- *    that far ahead by itself; an FPGA pipeline overlaps its bursts anyway).
- *    Two tiles ahead measured best on a Zen 4 CPU with PoCL.
+ *    are prefetched towards the L2 cache (locality 1: prefetcht2 on x86),
+ *    spread over the arithmetic, so that memory keeps busy while the core
+ *    computes (it does not look that far ahead by itself; an FPGA pipeline
+ *    overlaps its bursts anyway).  On a Zen 4 CPU with PoCL, two tiles
+ *    ahead into L2 measured about 20% better than one tile ahead into L1,
+ *    and further ahead no better.
  */
 #define PREFETCH_TILES 2
 #if defined(KVFPGA_CPU) && KVFPGA_CPU
