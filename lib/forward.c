@@ -296,8 +296,10 @@ int kvfpga_infer_seq_prefix(struct kvfpga_infer *inf, uint32_t seq, const uint32
 	if (!inf || (!tokens && n) || !n_cached)
 		return -EINVAL;
 	s = find_seq(inf, seq);
-	if (!s || s->len || n > inf->max_seq_len)
+	if (!s || s->len)
 		return -EINVAL;
+	if (n > inf->max_seq_len)
+		return -ERANGE; /* the prompt alone is longer than the context */
 	for (uint32_t i = 0; i < n; i++)
 		if (tokens[i] >= inf->cfg.vocab_size)
 			return -EINVAL;
@@ -455,7 +457,7 @@ static void rope(float *v, uint32_t n_heads, uint32_t head_dim, const float *cs)
 	}
 }
 
-/* Splits the batch into runs and checks them; 0 or -EINVAL. */
+/* Splits the batch into runs and checks them; 0, -EINVAL or -ERANGE (context full). */
 static int plan_batch(struct kvfpga_infer *inf, const struct kvfpga_token_in *tok, size_t n,
                       size_t *n_runs, size_t *n_out)
 {
@@ -480,7 +482,7 @@ static int plan_batch(struct kvfpga_infer *inf, const struct kvfpga_token_in *to
 			r->row = (uint32_t)i;
 		}
 		if (r->p1 >= inf->max_seq_len)
-			return -EINVAL;
+			return -ERANGE; /* past the context: tell it apart from bad input */
 		r->p1++;
 		if (tok[i].want_logits)
 			inf->out_rows[outs++] = (uint32_t)i;

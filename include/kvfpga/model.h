@@ -184,7 +184,8 @@ int kvfpga_infer_seq_free(struct kvfpga_infer *inf, uint32_t seq);
  * For an empty sequence about to be fed @tokens (a prompt): how many of
  * its leading positions the backend already holds (prefix cache; always 0
  * for the host backend).  The sequence's length becomes *n_cached, so the
- * caller feeds tokens[*n_cached..n-1] next.  -EINVAL if seq is not empty.
+ * caller feeds tokens[*n_cached..n-1] next.  -EINVAL if seq is not empty,
+ * -ERANGE if n exceeds max_seq_len.
  */
 int kvfpga_infer_seq_prefix(struct kvfpga_infer *inf, uint32_t seq, const uint32_t *tokens,
                             uint32_t n, uint32_t *n_cached);
@@ -207,9 +208,10 @@ struct kvfpga_token_in {
 /*
  * Run the model on n (<= max_batch) tokens.  For each token with
  * want_logits, in batch order, writes vocab_size floats to logits
- * (logits may be NULL when no token wants them).  On error nothing
- * about the sequences changes except that K/V rows past their lengths
- * may have been overwritten.
+ * (logits may be NULL when no token wants them).  -ERANGE when a
+ * position would reach max_seq_len (the context is full), -EINVAL for
+ * other bad input.  On error nothing about the sequences changes except
+ * that K/V rows past their lengths may have been overwritten.
  */
 int kvfpga_infer_forward(struct kvfpga_infer *inf, const struct kvfpga_token_in *tokens, size_t n,
                          float *logits);

@@ -523,14 +523,14 @@ START_TEST(test_bad_batches)
 	        -EINVAL);
 	ck_assert_int_eq(kvfpga_infer_seq_len(inf, a, &len), 0);
 	ck_assert_uint_eq(len, 1);
-	/* the context is full at seq_len positions */
+	/* the context is full at seq_len positions (-ERANGE, not mistaken for bad input) */
 	for (uint32_t p = 1; p < 16; p++)
 		ck_assert_int_eq(
 		        kvfpga_infer_forward(inf, &(struct kvfpga_token_in){ a, p, 5, 0 }, 1, NULL),
 		        0);
 	ck_assert_int_eq(
 	        kvfpga_infer_forward(inf, &(struct kvfpga_token_in){ a, 16, 5, 0 }, 1, NULL),
-	        -EINVAL);
+	        -ERANGE);
 	ck_assert_int_eq(kvfpga_infer_get_stats(inf, &st), 0);
 	ck_assert_uint_eq(st.tokens, 17);
 	ck_assert_str_eq(st.attn_backend, "host");
