@@ -39,5 +39,5 @@ bench-build: $(BENCH_HARNESS_BINS)
 bench: bench-harness
 # After attention_bench's own run (never both at once: they would measure each other).
 bench-harness: bench-attention $(BENCH_HARNESS_BINS) $(BENCH_BINS) $(BUILD)/bin/kvfpga-run \
-		$(BUILD)/bin/kvfpga-genmodel
+		$(BUILD)/bin/kvfpga-genmodel $(BUILD)/bin/kvfpga-mkcard $(BUILD)/vmhost/kvfpga-vm-agent
 	BUILD=$(BUILD) BENCH_QUICK=$(BENCH_QUICK) bench/run-bench.sh

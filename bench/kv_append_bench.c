@@ -16,11 +16,15 @@
  * the previous one published, as in a long-running server.
  *
  * The device is the library's choice (KVFPGA_DEVICE), or --device SPEC:
- * `emulated` or a card (in the VM: the real driver's mapping).
+ * `emulated` or a card (in the VM: the real driver's mapping).  With
+ * --compare-device SPEC a second cache on that device does the same work in
+ * each repetition right after the first: a third figure, ns per token per
+ * layer on --device against the same on --compare-device (e.g. the card
+ * against the host emulation, in one VM boot).
  *
- *   kv_append_bench [--json] [--quick] [--device SPEC] [--dtypes f32,f16]
- *                   [--tokens N] [--reps N] [--layers N] [--kv-heads N]
- *                   [--head-dim N] [--label TEXT]
+ *   kv_append_bench [--json] [--quick] [--device SPEC] [--compare-device SPEC]
+ *                   [--dtypes f32,f16] [--tokens N] [--reps N] [--layers N]
+ *                   [--kv-heads N] [--head-dim N] [--label TEXT]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -46,7 +50,7 @@
 #define MAX_NR_LISTED 16
 
 struct opts {
-	const char *device, *label;
+	const char *device, *compare_device, *label;
 	enum kvfpga_kvcache_dtype dtypes[2];
 	int n_dtypes;
 	uint32_t tokens, layers, kv_heads, head_dim;
@@ -70,13 +74,14 @@ static const char *dtype_name(enum kvfpga_kvcache_dtype t)
 	return t == KVFPGA_KVCACHE_F16 ? "f16" : "f32";
 }
 
-static int open_device(const struct opts *o, struct kvfpga_device **dev)
+/* @spec: as KVFPGA_DEVICE, or NULL for the library's choice. */
+static int open_device(const char *spec, struct kvfpga_device **dev)
 {
 	struct kvfpga_open_opts oo;
 	int ret = kvfpga_open_opts_init(&oo);
 
-	if (!ret && o->device)
-		ret = kvfpga_open_opts_set_device(&oo, o->device);
+	if (!ret && spec)
+		ret = kvfpga_open_opts_set_device(&oo, spec);
 	if (!ret)
 		ret = kvfpga_device_open(&oo, dev);
 	return ret;
@@ -94,9 +99,12 @@ static void rig_close(struct rig *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* @with_memcpy: also the baseline's rows and destination (not needed when counting). */
-static int rig_open(struct rig *r, const struct opts *o, enum kvfpga_kvcache_dtype dtype,
-                    int with_memcpy)
+/*
+ * A cache on the device @spec; @with_memcpy: also the baseline's rows and
+ * destination (not needed when counting).
+ */
+static int rig_open(struct rig *r, const struct opts *o, const char *spec,
+                    enum kvfpga_kvcache_dtype dtype, int with_memcpy)
 {
 	struct kvfpga_kvcache_config cfg;
 	size_t n;
@@ -137,7 +145,7 @@ static int rig_open(struct rig *r, const struct opts *o, enum kvfpga_kvcache_dty
 		}
 		memset(r->dst, 0, r->dst_bytes); /* backs every page */
 	}
-	ret = open_device(o, &r->dev);
+	ret = open_device(spec, &r->dev);
 	if (ret)
 		return ret;
 	kvfpga_kvcache_config_init(&cfg);
@@ -211,7 +219,7 @@ child_main(const struct opts *o, enum kvfpga_kvcache_dtype dtype, int deliberate
 	if (ptrace(PTRACE_TRACEME, 0, NULL, NULL))
 		_exit(CHILD_TRACEME);
 	raise(SIGSTOP); /* the parent takes over from here */
-	if (rig_open(&r, o, dtype, 0))
+	if (rig_open(&r, o, o->device, dtype, 0))
 		code = CHILD_SETUP;
 	/* A warm-up sequence: first touches of the arena, lazy binding, allocations. */
 	else if (append_tokens(&r, o, 1, 0))
@@ -315,15 +323,16 @@ static int count_syscalls(const struct opts *o, enum kvfpga_kvcache_dtype dtype,
 /* ---- one K/V type ---- */
 
 static int run_dtype(const struct opts *o, enum kvfpga_kvcache_dtype dtype, json_object *arr,
-                     char *devdesc, size_t devlen)
+                     char *devdesc, char *cmpdesc, size_t desclen)
 {
-	static double t_append[MAX_REPS], t_memcpy[MAX_REPS];
+	static double t_append[MAX_REPS], t_memcpy[MAX_REPS], t_cmp[MAX_REPS];
 	double scale = 1e9 / ((double)o->tokens * o->layers);
 	struct syscall_count sc, check;
-	struct bench_figure fig;
-	struct rig r;
+	struct bench_figure fig, cfig;
+	struct rig r, rc;
 	int ret;
 
+	memset(&rc, 0, sizeof(rc));
 	/*
 	 * Counting first: the child forks from a process that holds no device
 	 * yet.  The counter must find one deliberate call per token, or its 0
@@ -344,24 +353,33 @@ static int run_dtype(const struct opts *o, enum kvfpga_kvcache_dtype dtype, json
 			        strerror(-ret));
 		return ret < 0 ? ret : -ECHILD;
 	}
-	ret = rig_open(&r, o, dtype, 1);
+	ret = rig_open(&r, o, o->device, dtype, 1);
+	if (!ret && o->compare_device)
+		ret = rig_open(&rc, o, o->compare_device, dtype, 0);
 	if (ret) {
 		fprintf(stderr, "kv_append_bench: %s cache: %s\n", dtype_name(dtype),
 		        kvfpga_strerror(ret));
 		rig_close(&r);
+		rig_close(&rc);
 		return ret;
 	}
-	kvfpga_device_describe(r.dev, devdesc, devlen);
+	kvfpga_device_describe(r.dev, devdesc, desclen);
+	if (rc.dev)
+		kvfpga_device_describe(rc.dev, cmpdesc, desclen);
 	for (int rep = -1; rep < o->reps && !ret; rep++) {
-		double t0 = bench_now(), t1, t2;
+		double t0 = bench_now(), t1, t2, t3;
 
 		ret = append_tokens(&r, o, (uint64_t)rep + 2, 0);
 		t1 = bench_now();
 		memcpy_tokens(&r, o);
 		t2 = bench_now();
+		if (!ret && rc.dev)
+			ret = append_tokens(&rc, o, (uint64_t)rep + 2, 0);
+		t3 = bench_now();
 		if (rep >= 0) {
 			t_append[rep] = (t1 - t0) * scale;
 			t_memcpy[rep] = (t2 - t1) * scale;
+			t_cmp[rep] = (t3 - t2) * scale;
 		}
 	}
 	if (ret)
@@ -369,6 +387,8 @@ static int run_dtype(const struct opts *o, enum kvfpga_kvcache_dtype dtype, json
 		        kvfpga_strerror(ret));
 	if (!ret)
 		ret = bench_figure_of(t_append, t_memcpy, o->reps, &fig);
+	if (!ret && rc.dev)
+		ret = bench_figure_of(t_append, t_cmp, o->reps, &cfig);
 	if (!ret && o->json) {
 		json_object *d = json_object_new_object(), *sys = json_object_new_object();
 		json_object *nrs = json_object_new_array();
@@ -395,6 +415,12 @@ static int run_dtype(const struct opts *o, enum kvfpga_kvcache_dtype dtype, json
 		json_object_object_add(sys, "counter_check_counted",
 		                       json_object_new_int64((int64_t)check.count));
 		json_object_object_add(d, "syscalls", sys);
+		if (rc.dev)
+			json_object_object_add(
+			        d, "ns_per_token_layer_vs_compare_device",
+			        bench_figure_json(&cfig, "ns",
+			                          "the same on the compare device, right after",
+			                          "ns"));
 		json_object_array_add(arr, d);
 	}
 	if (!ret)
@@ -404,13 +430,21 @@ static int run_dtype(const struct opts *o, enum kvfpga_kvcache_dtype dtype, json
 		        dtype_name(dtype), fig.value.median, fig.value.min, fig.value.max,
 		        fig.baseline.median, fig.ratio.median, (unsigned long long)sc.count,
 		        o->tokens);
+	if (!ret && rc.dev)
+		fprintf(o->json ? stderr : stdout,
+		        "kv append %s on the compare device: %7.1f ns/token/layer [%.1f, %.1f]   "
+		        "ratio (device / compare device) %.2f [%.2f, %.2f]\n",
+		        dtype_name(dtype), cfig.baseline.median, cfig.baseline.min,
+		        cfig.baseline.max, cfig.ratio.median, cfig.ratio.min, cfig.ratio.max);
 	rig_close(&r);
+	rig_close(&rc);
 	return ret;
 }
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kv_append_bench [--json] [--quick] [--device SPEC] [--dtypes f32,f16]\n"
+	fprintf(f, "usage: kv_append_bench [--json] [--quick] [--device SPEC]\n"
+	           "                       [--compare-device SPEC] [--dtypes f32,f16]\n"
 	           "                       [--tokens N] [--reps N] [--layers N] [--kv-heads N]\n"
 	           "                       [--head-dim N] [--label TEXT]\n"
 	           "  KV cache append + K/V row writes through the mapped card memory: ns per\n"
@@ -418,6 +452,8 @@ static void usage(FILE *f)
 	           "  token (counted under ptrace).  Defaults: 4096 tokens, 7 repetitions,\n"
 	           "  12 layers x 12 KV heads x 64 (a stories110M-shaped model).\n"
 	           "  --device SPEC  as KVFPGA_DEVICE: emulated, card, a PCI slot or a node\n"
+	           "  --compare-device SPEC  the same work on this device too, each repetition\n"
+	           "                 right after --device's, for a device / device ratio\n"
 	           "  --quick        1024 tokens, 3 repetitions\n"
 	           "  --label TEXT   copied into the JSON (e.g. which run this is)\n");
 }
@@ -439,6 +475,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "device", required_argument, NULL, 'D' },
+		{ "compare-device", required_argument, NULL, 'C' },
 		{ "dtypes", required_argument, NULL, 't' },
 		{ "tokens", required_argument, NULL, 'n' },
 		{ "reps", required_argument, NULL, 'r' },
@@ -471,6 +508,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'D':
 			o->device = optarg;
+			break;
+		case 'C':
+			o->compare_device = optarg;
 			break;
 		case 't':
 			if (!strcmp(optarg, "f32") || !strcmp(optarg, "f16")) {
@@ -516,7 +556,7 @@ int main(int argc, char **argv)
 {
 	json_object *root, *arr;
 	struct opts o;
-	char dev[256] = "";
+	char dev[256] = "", cmp[256] = "";
 	int ret = 0;
 
 	if (parse_opts(argc, argv, &o)) {
@@ -526,12 +566,14 @@ int main(int argc, char **argv)
 	root = json_object_new_object();
 	arr = json_object_new_array();
 	for (int i = 0; i < o.n_dtypes && !ret; i++)
-		ret = run_dtype(&o, o.dtypes[i], arr, dev, sizeof(dev));
+		ret = run_dtype(&o, o.dtypes[i], arr, dev, cmp, sizeof(dev));
 	if (!ret && o.json) {
 		json_object_object_add(root, "benchmark", json_object_new_string("kv_append"));
 		if (o.label)
 			json_object_object_add(root, "label", json_object_new_string(o.label));
 		json_object_object_add(root, "device", json_object_new_string(dev));
+		if (o.compare_device)
+			json_object_object_add(root, "compare_device", json_object_new_string(cmp));
 		json_object_object_add(root, "tokens", json_object_new_int64(o.tokens));
 		json_object_object_add(root, "reps", json_object_new_int(o.reps));
 		json_object_object_add(root, "layers", json_object_new_int((int)o.layers));

@@ -91,7 +91,8 @@ def git_revision(repo):
 def fig_membw(m):
     out = []
     for e in m["read_bw"]:
-        out.append(figure(1, f"host memory read bandwidth, {e['threads']} thread(s)",
+        t = e["threads"]
+        out.append(figure(1, f"host memory read bandwidth, {t} thread{'s' if t > 1 else ''}",
                           {"threads": e["threads"], "buffer_bytes": m["buffer_bytes"]},
                           e["value"], e["baseline"], e["ratio"]))
     p = m["peak_flops"]
@@ -222,8 +223,14 @@ def fig_e2e(raw, models_dir):
         wbytes = prompt = None
         for r in sorted(reps):
             base = os.path.join(raw, f"e2e-{model}-{backend}-{r}")
-            rows, wbytes = parse_run(base + "-single.txt")
-            bw = load(base + "-single.membw.json")  # measured right before the run
+            try:  # a repetition cut short by a failure (run-bench.sh noted it) is left out
+                rows, wbytes = parse_run(base + "-single.txt")
+                brows, _ = parse_run(base + "-batch.txt")
+                bw = load(base + "-single.membw.json")  # measured right before the run
+            except (OSError, ValueError) as e:
+                print(f"report: {model} {backend} repetition {r} left out: {e}",
+                      file=sys.stderr)
+                continue
             bw2 = [e for e in bw["read_bw"] if e["threads"] == 2][0]["value"]["median"]
             peak = bw["peak_flops"]["value"]["median"]
             prompt = rows["prefill"][0]
@@ -233,11 +240,12 @@ def fig_e2e(raw, models_dir):
             floor.append(bw2 / wbytes)
             pre.append(pre_tps)
             ceil.append(peak / prefill_flop_per_token(shape, prompt))
-            brows, _ = parse_run(base + "-batch.txt")
             batch.append(brows["decode"][0] / brows["decode"][1])
             single.append(dec_tps)
             n_dec.append(rows["decode"][0])
             n_batch.append(brows["decode"][0])
+        if not dec:
+            continue
         p = {"model": model, "attention": backend, "threads": 2, "weights": "f32",
              "dim": shape[0], "layers": shape[2], "weight_bytes_per_token": wbytes,
              "prompt_tokens": prompt, "decode_tokens": statistics.median(n_dec),
@@ -258,34 +266,22 @@ def fig_e2e(raw, models_dir):
 
 
 def fig_vm(raw):
-    vm = os.path.join(raw, "vm")
-    if not os.path.isdir(vm):
+    path = os.path.join(raw, "vm", "kv_append-vm.json")
+    if not os.path.exists(path):
         return []
-    kernel = open(os.path.join(vm, "kernel")).read().strip()
-    per = {}  # dtype -> {"emulated": {round: ns}, "card": {...}}
-    sys_card, devices = {}, {}
-    for path in glob.glob(os.path.join(vm, "kv_append-*-*.json")):
-        m = re.match(r"kv_append-(emulated|card)-(\d+)\.json$", os.path.basename(path))
-        if not m:
-            continue
-        k = load(path)
-        devices[m.group(1)] = k["device"]
-        for c in k["cases"]:
-            per.setdefault(c["kv_dtype"], {}).setdefault(m.group(1), {})[int(m.group(2))] = \
-                c["ns_per_token_layer"]["value"]["median"]
-            if m.group(1) == "card":
-                sys_card.setdefault(c["kv_dtype"], []).append(c["syscalls"]["per_token"])
-        tokens, layers = k["tokens"], k["layers"]
+    kernel = open(os.path.join(raw, "vm", "kernel")).read().strip()
+    k = load(path)
     out = []
-    for dtype, d in sorted(per.items()):
-        rounds = sorted(set(d.get("card", {})) & set(d.get("emulated", {})))
-        out.append(paired(7, f"VM: KV append on the real driver's mapping, {dtype}",
-                          {"kv_dtype": dtype, "kernel": kernel, "tokens": tokens,
-                           "layers": layers, "rounds": len(rounds), "devices": devices},
-                          [d["card"][r] for r in rounds], [d["emulated"][r] for r in rounds],
-                          "ns", "ns", "the library's host emulation of a card, same VM boot, "
-                          "alternating rounds (each round: median of its repetitions)",
-                          better="lower", syscalls_per_token=max(sys_card.get(dtype, [0]))))
+    for c in k["cases"]:
+        f = c["ns_per_token_layer_vs_compare_device"]
+        b = dict(f["baseline"], what="the library's host emulation of a card, same VM boot and "
+                 "process, each repetition right after the card's")
+        out.append(figure(7, f"VM: KV append on the real driver's mapping, {c['kv_dtype']}",
+                          {"kv_dtype": c["kv_dtype"], "kernel": kernel, "tokens": k["tokens"],
+                           "layers": k["layers"], "device": k["device"],
+                           "compare_device": k["compare_device"]},
+                          f["value"], b, f["ratio"], better="lower",
+                          syscalls_per_token=c["syscalls"]["per_token"], syscalls=c["syscalls"]))
     return out
 
 
@@ -317,6 +313,20 @@ def row(f):
     return f"| {f['figure']} | {f['name']} | {val} | {si(b['median'], b['unit'])} | {rat} |"
 
 
+def summary_row(fig, name, cases):
+    """One table row over many cases: medians of their medians, ratio range over cases."""
+    v = statistics.median(f["value"]["median"] for f in cases)
+    b = statistics.median(f["baseline"]["median"] for f in cases)
+    r = [f["ratio"]["median"] for f in cases]
+    unit = cases[0]["value"]["unit"]
+    return (f"| {fig} | {name} ({len(cases)} cases) | {si(v, unit)} | "
+            f"{si(b, cases[0]['baseline']['unit'])} | **{statistics.median(r):.3f}** "
+            f"[{min(r):.3f} – {max(r):.3f}] |")
+
+
+MODEL_ORDER = {"stories15M": 0, "stories110M": 1}
+
+
 def markdown(res):
     figs = res["figures"]
     m = res["machine"]
@@ -326,18 +336,27 @@ def markdown(res):
              f"Linux {m['kernel']}. Value: median [min – max]; ratio = value / baseline "
              "(median [min – max] over pairs measured one right after the other).", "",
              "| # | figure | value | baseline (median) | ratio |", "|---|---|---|---|---|"]
-    keep = [f for f in figs if f["figure"] in (1, 4, 5, 6, 7)]
-    # Figure 2 in the main table: the largest context of each shape at batch 1 and 8.
     dec = [f for f in figs if f["figure"] == 2 and "source" not in f["params"]]
+    pre = [f for f in figs if f["figure"] == 3]
+    for f in figs:
+        if f["figure"] == 1:
+            lines.append(row(f))
     if dec:
-        top = max(f["params"]["context"] for f in dec)
-        keep += [f for f in dec if f["params"]["context"] == top]
-    keep += [f for f in figs if f["figure"] == 2 and "source" in f["params"]]
-    keep += [f for f in figs if f["figure"] == 3 and f["params"]["measure"] == "flops"
-             and f["params"]["chunk"] == max(g["params"]["chunk"] for g in figs
-                                             if g["figure"] == 3)]
-    keep.sort(key=lambda f: f["figure"])
-    for f in keep:
+        long_ctx = [f for f in dec if f["params"]["context"] >= 8192]
+        for b in sorted({f["params"]["batch"] for f in long_ctx}):
+            lines.append(summary_row(2, f"decode attention, contexts 8k-32k, batch {b}, "
+                                        "medians over shapes",
+                                     [f for f in long_ctx if f["params"]["batch"] == b]))
+    if pre:
+        lines.append(summary_row(3, "prefill attention FLOP/s vs peak, medians over chunks "
+                                    "and shapes",
+                                 [f for f in pre if f["params"]["measure"] == "flops"]))
+        lines.append(summary_row(3, "prefill attention KV bytes/s vs read bandwidth",
+                                 [f for f in pre if f["params"]["measure"] == "kv_read"]))
+    e2e = sorted((f for f in figs if f["figure"] == 6),
+                 key=lambda f: (MODEL_ORDER.get(f["params"]["model"], 9), f["params"]["attention"]))
+    for f in [f for f in figs if f["figure"] in (4, 5)] + e2e + \
+            [f for f in figs if f["figure"] == 7]:
         lines.append(row(f))
         if f["figure"] in (4, 7):
             lines[-1] = lines[-1][:-1] + f" system calls/token: {f['syscalls_per_token']:g} |"
@@ -356,7 +375,12 @@ def markdown(res):
                 cells.append(f"{hit[0]['ratio']['median']:.2f}" if hit else "")
             lines.append(f"| {key[0]} h{key[1]} GQA {key[2]} | {key[3]} | " + " | ".join(cells)
                          + " |")
-    pre = [f for f in figs if f["figure"] == 3]
+    xcheck = [f for f in figs if f["figure"] == 2 and "source" in f["params"]]
+    if xcheck:
+        lines += ["", "Cross-check, bench/attention_bench (32 query heads of 128, batch 1; "
+                  "its own ratio definition: median / median):", ""]
+        lines += ["| # | figure | value | baseline (median) | ratio |", "|---|---|---|---|---|"]
+        lines += [row(f) for f in xcheck]
     if pre:
         lines += ["", "Prefill attention (figure 3), median ratios: FLOP/s over peak FMA "
                   "FLOP/s / KV bytes per second over read bandwidth, by chunk:", ""]
@@ -371,8 +395,8 @@ def markdown(res):
                        if keyf(f) == key and f["params"]["chunk"] == c}
                 cells.append(f"{got.get('flops', 0):.2f} / {got.get('kv_read', 0):.3f}")
             lines.append(f"| {key[0]} h{key[1]} GQA {key[2]} | " + " | ".join(cells) + " |")
-    for s in res["skipped"]:
-        lines.append(f"\nFigure {s['figure']} skipped: {s['reason']}")
+    for n in res["notes"]:
+        lines.append(f"\nFigure {n['figure']} {n['note']}")
     if res["failed_checks"]:
         lines.append(f"\n**{res['failed_checks']} attention case(s) disagreed with the host "
                      "reference**")
@@ -412,14 +436,17 @@ def plot(res, out_dir, gnuplot):
         "set yrange [0:*<1.5]", "set xrange [768:43000]",
         "set xtics ('1k' 1024, '2k' 2048, '4k' 4096, '8k' 8192, '16k' 16384, '32k' 32768)",
     ]
-    idx = 0
+    # One colour per shape (head_dim, GQA); f32 solid, f16 dashed.
+    shapes = sorted({t.split(" ", 1)[1] for _, t in blocks})
     for b in batches:
         parts = []
         for i, (bb, title) in enumerate(blocks):
             if bb != b:
                 continue
-            parts.append(f"'{dat}' index {i} using 1:2:3:4 with yerrorlines title '{title}'")
-            idx += 1
+            dtype, shape = title.split(" ", 1)
+            parts.append(f"'{dat}' index {i} using 1:2:3:4 with yerrorlines "
+                         f"lc {shapes.index(shape) + 1} dt {1 if dtype == 'f32' else 2} "
+                         f"title '{title}'")
         script.append(f"set title 'batch {b}'")
         script.append("plot " + ", ".join(parts))
     script.append("unset multiplot")
@@ -444,31 +471,38 @@ def main():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     raw = a.raw
 
-    membw = load(os.path.join(raw, "membw.json"))
-    sweep = load(os.path.join(raw, "attention_sweep.json"))
-    figs = fig_membw(membw)
-    figs += fig_attention_bench(load(os.path.join(raw, "attention_bench.json")))
-    figs += fig_sweep(sweep)
-    figs += fig_kv_append(load(os.path.join(raw, "kv_append.json")))
-    figs += fig_prefix(load(os.path.join(raw, "prefix.json")))
+    def opt(name, parse):
+        """A benchmark's figures, or none when it failed (run-bench.sh noted why)."""
+        path = os.path.join(raw, name)
+        return parse(load(path)) if os.path.exists(path) else []
+
+    figs = opt("membw.json", fig_membw)
+    figs += opt("attention_bench.json", fig_attention_bench)
+    figs += opt("attention_sweep.json", fig_sweep)
+    figs += opt("kv_append.json", fig_kv_append)
+    figs += opt("prefix.json", fig_prefix)
     figs += fig_e2e(raw, os.path.join(repo, a.build, "bench", "models"))
     figs += fig_vm(raw)
-    skipped = []
-    sk = os.path.join(raw, "skipped.tsv")
-    if os.path.exists(sk):
-        for line in open(sk):
-            n, reason = line.rstrip("\n").split("\t", 1)
-            skipped.append({"figure": int(n), "reason": reason})
+    notes = []
+    path = os.path.join(raw, "notes.tsv")
+    if os.path.exists(path):
+        for line in open(path):
+            n, text = line.rstrip("\n").split("\t", 1)
+            notes.append({"figure": int(n), "note": text})
+    sweep = load(os.path.join(raw, "attention_sweep.json")) \
+        if os.path.exists(os.path.join(raw, "attention_sweep.json")) else {}
+    membw = load(os.path.join(raw, "membw.json")) \
+        if os.path.exists(os.path.join(raw, "membw.json")) else {}
     res = {
         "benchmark": "kvfpga make bench",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "quick": bool(a.quick),
         "elapsed_s": a.elapsed,
-        "machine": machine(membw["llc_bytes"]),
+        "machine": machine(membw.get("llc_bytes")),
         "revision": git_revision(repo),
-        "opencl_device": sweep["device"],
-        "failed_checks": sweep["failed_checks"],
-        "skipped": skipped,
+        "opencl_device": sweep.get("device"),
+        "failed_checks": sweep.get("failed_checks", 0),
+        "notes": notes,
         "figures": figs,
     }
     md = markdown(res)
@@ -479,7 +513,7 @@ def main():
         f.write("\n")
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write(md)
-    missing = {1, 2, 3, 4, 5, 6, 7} - {f["figure"] for f in figs} - {s["figure"] for s in skipped}
+    missing = {1, 2, 3, 4, 5, 6, 7} - {f["figure"] for f in figs} - {n["figure"] for n in notes}
     if missing:
         print(f"report: no results for figure(s) {sorted(missing)}", file=sys.stderr)
         return 1
