@@ -47,7 +47,7 @@
 #define MAX_MAPS    48
 #define MAX_BUFS    16
 #define MAX_KIDS    4
-#define POOL_FDS    24
+#define POOL_FDS    64
 
 enum card { CARD_MAIN, CARD_SECOND, N_CARDS };
 static const char *const card_slot[N_CARDS] = { VT_SLOT_MAIN, VT_SLOT_SECOND };
@@ -1337,6 +1337,9 @@ static void close_some(struct worker *w)
 		if (f < 0)
 			break;
 		card = w->files[f].card;
+		/* An unprivileged worker reopens from its pool: keep the file if it is empty. */
+		if (!w->root && !w->child && !w->pool_n[card])
+			break;
 		file_close(w, f);
 		if (!w->child) {
 			int fd = open_card(w, card);
