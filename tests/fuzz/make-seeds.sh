@@ -25,17 +25,17 @@ shapes=(
 for s in "${shapes[@]}"; do
 	read -r name dim hidden layers heads kv vocab seq extra <<<"$s"
 	args=(--dim "$dim" --hidden "$hidden" --layers "$layers" --heads "$heads" --kv-heads "$kv"
-		--vocab "$vocab" --seq-len "$seq" --seed 7 -q ${extra:-})
+		--vocab "$vocab" --seq-len "$seq" --seed 7 -q ${extra:+"$extra"})
 	types=(f32 f16)
 	[ $((dim % 32)) -eq 0 ] && [ $((hidden % 32)) -eq 0 ] && types+=(q8_0)
 	for ty in "${types[@]}"; do
 		"$genmodel" "${args[@]}" -o "$t/llama2c/$name.bin" -t "$t/vocab/$name.tok" \
 			--gguf "$t/gguf/$name-$ty.gguf" --gguf-type "$ty"
 	done
-	{ printf "$(le32 "$vocab")"; cat "$t/vocab/$name.tok"; } >"$t/tokbin/$name"
+	{ printf %b "$(le32 "$vocab")"; cat "$t/vocab/$name.tok"; } >"$t/tokbin/$name"
 done
 # A vocabulary size that disagrees with the file (the loader must say so).
-{ printf "$(le32 321)"; cat "$t/vocab/tiny.tok"; } >"$t/tokbin/tiny-mismatch"
+{ printf %b "$(le32 321)"; cat "$t/vocab/tiny.tok"; } >"$t/tokbin/tiny-mismatch"
 
 # The encoder's vocabularies: genmodel's default tokenizer and its GGUF twin.
 "$genmodel" --dim 8 --hidden 16 --layers 1 --heads 2 --kv-heads 1 --seq-len 8 -q \
@@ -45,7 +45,7 @@ done
 i=0
 while IFS= read -r line; do
 	for b in '\x00' '\x01' '\x03' '\x08' '\x09'; do
-		{ printf "$b"; printf "$line"; } >"$t/encode/text-$i"
+		{ printf %b "$b"; printf %b "$line"; } >"$t/encode/text-$i"
 		i=$((i + 1))
 	done
 done <<'TEXT'

@@ -12,6 +12,7 @@ run=$build/bin/kvfpga-run gen=$build/bin/kvfpga-genmodel
 work=$build/valgrind
 rm -rf "$work" && mkdir -p "$work"
 # Memory errors and leaks give 99, told apart from the tool's own exit status.
+# shellcheck disable=SC2054 # commas inside option values
 vg=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect,possible
 	--show-leak-kinds=definite,indirect,possible --track-origins=yes)
 
