@@ -163,8 +163,10 @@ elif [ "$BUILD" != build ]; then
 	note 7 "skipped: the guest runs build/bench/kv_append_bench, and BUILD=$BUILD"
 elif ! command -v qemu-system-x86_64 >/dev/null; then
 	note 7 "skipped: no qemu-system-x86_64 (make deps)"
-elif [ -z "$vm_kernel" ] || [ ! -e "/boot/vmlinuz-$vm_kernel" ]; then
+elif [ -z "$vm_kernel" ]; then
 	note 7 "skipped: no kernel in /boot with kvfpga.ko built for it (make module)"
+elif [ ! -e "/boot/vmlinuz-$vm_kernel" ] || [ ! -e "$BUILD/module/$vm_kernel/driver/kvfpga.ko" ]; then
+	note 7 "skipped: no /boot/vmlinuz-$vm_kernel, or no kvfpga.ko built for it (make module)"
 else
 	vmout=$repo/$BUILD/vm/bench-$vm_kernel
 	log "7: KV append on the real driver vs the emulation, in a VM ($vm_kernel)"
