@@ -40,4 +40,5 @@ bench: bench-harness
 # After attention_bench's own run (never both at once: they would measure each other).
 bench-harness: bench-attention $(BENCH_HARNESS_BINS) $(BENCH_BINS) $(BUILD)/bin/kvfpga-run \
 		$(BUILD)/bin/kvfpga-genmodel $(BUILD)/bin/kvfpga-mkcard $(BUILD)/vmhost/kvfpga-vm-agent
-	BUILD=$(BUILD) BENCH_QUICK=$(BENCH_QUICK) bench/run-bench.sh
+	BUILD=$(BUILD) BENCH_QUICK=$(BENCH_QUICK) BENCH_CC="$(CC)" BENCH_CFLAGS="$(CFLAGS)" \
+		bench/run-bench.sh

@@ -86,6 +86,30 @@ def git_revision(repo):
             "uncommitted_changes": bool(dirty)}
 
 
+def compiler(cc):
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+        return out.splitlines()[0] if out else cc
+    except OSError:
+        return cc
+
+
+def add_figure1_ratio(figs):
+    """Figures 2, 3 (bytes) and 6 (decode) are paired with bandwidth measured next to each
+    run; also give them against figure 1's own 2-thread median, as the plain definition."""
+    bw = [f for f in figs if f["figure"] == 1 and f["params"].get("threads") == 2
+          and "isa" not in f["params"]]
+    if not bw:
+        return
+    ceiling = bw[0]["value"]["median"]
+    for f in figs:
+        if f["figure"] in (2, 3) and f["value"]["unit"] == "bytes/s":
+            f["ratio_to_figure1"] = f["value"]["median"] / ceiling
+        elif f["figure"] == 6 and f["name"].startswith(f["params"]["model"] + " decode"):
+            floor = ceiling / f["params"]["weight_bytes_per_token"]
+            f["ratio_to_figure1"] = f["value"]["median"] / floor
+
+
 # ---- the figures ----
 
 def fig_membw(m):
@@ -467,6 +491,8 @@ def main():
     ap.add_argument("--quick", type=int, default=0)
     ap.add_argument("--elapsed", type=int, default=0)
     ap.add_argument("--gnuplot")
+    ap.add_argument("--cc", default="cc")
+    ap.add_argument("--cflags", default="", help="the flags the benchmarks were built with")
     a = ap.parse_args()
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     raw = a.raw
@@ -474,7 +500,11 @@ def main():
     def opt(name, parse):
         """A benchmark's figures, or none when it failed (run-bench.sh noted why)."""
         path = os.path.join(raw, name)
-        return parse(load(path)) if os.path.exists(path) else []
+        try:
+            return parse(load(path)) if os.path.exists(path) else []
+        except (ValueError, KeyError) as e:
+            print(f"report: {name} left out: {e!r}", file=sys.stderr)
+            return []
 
     figs = opt("membw.json", fig_membw)
     figs += opt("attention_bench.json", fig_attention_bench)
@@ -483,16 +513,15 @@ def main():
     figs += opt("prefix.json", fig_prefix)
     figs += fig_e2e(raw, os.path.join(repo, a.build, "bench", "models"))
     figs += fig_vm(raw)
+    add_figure1_ratio(figs)
     notes = []
     path = os.path.join(raw, "notes.tsv")
     if os.path.exists(path):
         for line in open(path):
             n, text = line.rstrip("\n").split("\t", 1)
             notes.append({"figure": int(n), "note": text})
-    sweep = load(os.path.join(raw, "attention_sweep.json")) \
-        if os.path.exists(os.path.join(raw, "attention_sweep.json")) else {}
-    membw = load(os.path.join(raw, "membw.json")) \
-        if os.path.exists(os.path.join(raw, "membw.json")) else {}
+    sweep = opt("attention_sweep.json", lambda d: d) or {}
+    membw = opt("membw.json", lambda d: d) or {}
     res = {
         "benchmark": "kvfpga make bench",
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -500,6 +529,7 @@ def main():
         "elapsed_s": a.elapsed,
         "machine": machine(membw.get("llc_bytes")),
         "revision": git_revision(repo),
+        "build": {"cc": compiler(a.cc), "cflags": a.cflags, "dir": a.build},
         "opencl_device": sweep.get("device"),
         "failed_checks": sweep.get("failed_checks", 0),
         "notes": notes,

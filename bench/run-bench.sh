@@ -48,14 +48,15 @@ log() { echo "bench: [$(($(date +%s) - start))s] $*" >&2; }
 # note FIGURE TEXT: a figure skipped or failed, for the report.
 note() { printf '%s\t%s\n' "$1" "$2" >>"$raw/notes.tsv"; log "figure $1 $2"; }
 # step FIGURES OUTFILE CMD...: CMD's stdout into OUTFILE; a failure is noted
-# for each of FIGURES and the run goes on.
+# for each of FIGURES and the run goes on (what CMD wrote is kept: e.g.
+# attention_sweep's results when a case disagreed with the reference).
 step() {
 	local figs=$1 outfile=$2 f
 	shift 2
 	if "$@" >"$outfile"; then
 		return 0
 	fi
-	rm -f "$outfile"
+	[ -s "$outfile" ] || rm -f "$outfile"
 	for f in $figs; do
 		note "$f" "failed: $(basename "$1") exited with an error (messages above)"
 	done
@@ -186,7 +187,7 @@ log "report"
 plot=()
 command -v gnuplot >/dev/null && plot=(--gnuplot gnuplot)
 python3 bench/report.py --raw "$raw" --out "$out" --quick "$quick" --elapsed "$elapsed" \
-	--build "$BUILD" "${plot[@]}" || failed=1
+	--build "$BUILD" --cc "${BENCH_CC:-cc}" --cflags "${BENCH_CFLAGS:-}" "${plot[@]}" || failed=1
 [ ! -e "$out/results.md" ] || cat "$out/results.md"
 if [ "$failed" = 1 ]; then
 	log "done, with failures (above): $out/results.json"
