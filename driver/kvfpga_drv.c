@@ -23,12 +23,13 @@
 #endif
 
 /*
- * The card's shell presents itself as a Xilinx device.  Other ids (the QEMU
- * ivshmem stand-in of the test rig, a board with another id) can be bound
- * at runtime through the driver's new_id file in sysfs.
+ * The card's shell presents itself as a Xilinx device with its own device
+ * id ("KV"), not one of the PCIe IP's defaults such as 9048, which AMD's
+ * xdma driver claims too.  Other ids (the QEMU ivshmem stand-in of the test
+ * rig, a board with another id) bind at runtime through new_id in sysfs.
  */
 #define KVFPGA_PCI_VENDOR	PCI_VENDOR_ID_XILINX
-#define KVFPGA_PCI_DEVICE	0x9048
+#define KVFPGA_PCI_DEVICE	0x4b56
 
 static int kvfpga_open(struct drm_device *drm, struct drm_file *file)
 {

@@ -45,7 +45,7 @@ for build in /lib/modules/*/build; do
 	info=$(modinfo "$ko" 2>&1 || true)
 	missing=""
 	for want in "version: *$KVFPGA_VERSION\$" "license: *GPL" "description: *kvfpga: " \
-		"author: " "alias: *pci:v000010EEd00009048"; do
+		"author: " "alias: *pci:v000010EEd00004B56"; do
 		grep -Eq "^$want" <<<"$info" || missing="$missing '$want'"
 	done
 	[ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "$kver" ] || missing="$missing 'vermagic $kver'"
