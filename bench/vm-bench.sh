@@ -8,13 +8,13 @@
 # OUTDIR.
 #
 # usage: vm-bench.sh OUTDIR   (KVFPGA_BENCH_CARD: the card's slot, default
-#                              0000:00:10.0; KVFPGA_BENCH_REPS: default 7)
+#                              0000:00:10.0; KVFPGA_BENCH_REPS: default 15)
 set -u
 out=${1:?usage: vm-bench.sh OUTDIR}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=$repo/build/bench/kv_append_bench
 card=${KVFPGA_BENCH_CARD:-0000:00:10.0}
-reps=${KVFPGA_BENCH_REPS:-7}
+reps=${KVFPGA_BENCH_REPS:-15}
 
 [ -x "$bin" ] || { echo "vm-bench: $bin is not built"; exit 1; }
 mkdir -p "$out" || exit 1
