@@ -228,6 +228,8 @@ AVX2_FN static void matmul_avx2(const struct kvfi_tensor *w, uint32_t r0, uint32
 				row_f32_avx2(w, ri, scratch + (size_t)i * n);
 				rows[i] = scratch + (size_t)i * n;
 			} else if (!direct) {
+				/* nr >= 1: r < r1 */
+				// cppcheck-suppress negativeIndex
 				rows[i] = rows[nr - 1];
 			}
 		}

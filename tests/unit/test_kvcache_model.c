@@ -102,7 +102,7 @@ struct model {
 };
 
 static void model_fail(const struct model *m, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3), noreturn));
 
 static void model_fail(const struct model *m, const char *fmt, ...)
 {
@@ -644,7 +644,7 @@ static void check_all(struct model *m)
 
 static int pick_seq(struct model *m)
 {
-	int live[MAXS], n = 0;
+	int live[MAXS] = { 0 }, n = 0;
 
 	for (int i = 0; i < MAXS; i++)
 		if (m->s[i].alive)
