@@ -1153,8 +1153,14 @@ static void raw_ioctl(struct worker *w)
 		size = _IOC_SIZE(req);
 	}
 	fill_args(w, 4096);
-	if (_IOC_NR(req) == _IOC_NR(DRM_IOCTL_PRIME_HANDLE_TO_FD))
+	if (_IOC_NR(req) == _IOC_NR(DRM_IOCTL_PRIME_HANDLE_TO_FD)) {
+		/* A dma-buf fd it makes must come back to be closed, or they pile up. */
+		req = _IOC(_IOC_DIR(req) | _IOC_READ, _IOC_TYPE(req), _IOC_NR(req),
+		           _IOC_SIZE(req) < sizeof(struct drm_prime_handle)
+		                   ? sizeof(struct drm_prime_handle)
+		                   : _IOC_SIZE(req));
 		((struct drm_prime_handle *)(void *)w->scratch)->fd = -1; /* output only */
+	}
 	if (req == DRM_IOCTL_KVFPGA_BO_CREATE && chance(w, 70)) {
 		/* Mostly sizes that fit, so the chaos file holds buffers too. */
 		struct drm_kvfpga_bo_create *c = (void *)w->scratch;
