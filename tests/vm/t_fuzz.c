@@ -16,10 +16,10 @@
  * Each worker keeps an exact model of what it holds (objects, handles per
  * file, dma-buf fds, mappings) and checks every well-formed call against it:
  * the errno a call must give, that a mapping succeeds exactly when the file
- * holds the buffer and the range lies inside it, that a new buffer reads
- * zero, that the tag words it wrote into each of its buffers never change
- * (no other buffer overlaps it), that fdinfo counts exactly its handles, and
- * that touching a valid mapping never faults.  Random raw ioctls go to a
+ * holds the buffer and the range is one the DRM core allows, that a new
+ * buffer reads zero, that the tag words it wrote into each of its buffers
+ * never change (no other buffer overlaps it), that fdinfo counts exactly its
+ * handles, and that touching a valid mapping never faults.  Random raw ioctls go to a
  * separate "chaos" file that the model does not track.
  *
  * Afterwards both cards must be idle (MEM_FREE == MEM_TOTAL, BO_COUNT == 0)
@@ -211,9 +211,11 @@ static uint64_t interesting(struct worker *w)
 
 /* ---- bookkeeping ---- */
 
-static void fail_(struct worker *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A violated expectation: counted, the first one kept for the parent to report. */
+static void worker_fail(struct worker *w, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
-static void fail_(struct worker *w, const char *fmt, ...)
+static void worker_fail(struct worker *w, const char *fmt, ...)
 {
 	char msg[300];
 	va_list ap;
@@ -231,8 +233,6 @@ static void fail_(struct worker *w, const char *fmt, ...)
 		printf("fuzz: worker %d%s op %llu: %s\n", w->id, w->child ? " child" : "",
 		       (unsigned long long)w->op_index, msg);
 }
-
-#define FAILF(w, ...) fail_(w, __VA_ARGS__)
 
 /* Count one system call and its outcome; returns @ret. */
 static long counted(struct worker *w, long ret)
@@ -325,7 +325,7 @@ static void handle_forget(struct worker *w, int i)
 	obj_maybe_drop(w, o);
 }
 
-/* A random used entry of @n slots whose used flag is at @used + i * @stride. */
+/* A random used entry of @n slots of @stride bytes (each starts with its bool used). */
 static int pick(struct worker *w, const void *base, size_t stride, int n)
 {
 	int start = (int)below(w, (uint64_t)n);
@@ -414,9 +414,10 @@ static int touch_map(struct worker *w, struct map *m, bool write)
 			uint64_t v = *(volatile uint64_t *)(p + pos[i]);
 
 			if ((at == 0 || at == o->size - 8) && v != o->tag)
-				FAILF(w, "tag of buffer at card %#llx reads %#llx, wrote %#llx",
-				      (unsigned long long)o->card_addr, (unsigned long long)v,
-				      (unsigned long long)o->tag);
+				worker_fail(w,
+				            "tag of buffer at card %#llx reads %#llx, wrote %#llx",
+				            (unsigned long long)o->card_addr, (unsigned long long)v,
+				            (unsigned long long)o->tag);
 			if (write && at != 0 && at != o->size - 8)
 				*(volatile uint64_t *)(p + pos[i]) = rnd(w);
 		}
@@ -484,8 +485,8 @@ static void create_checked(struct worker *w)
 	ret = xioctl(w, w->files[f].fd, DRM_IOCTL_KVFPGA_BO_CREATE, &c);
 	if (expect) {
 		if (ret != expect)
-			FAILF(w, "BO_CREATE size %#llx flags %#x gave %d, want %d",
-			      (unsigned long long)want, c.flags, ret, expect);
+			worker_fail(w, "BO_CREATE size %#llx flags %#x gave %d, want %d",
+			            (unsigned long long)want, c.flags, ret, expect);
 		if (ret == 0)
 			goto leak; /* forget it as a chaos buffer would be */
 		return;
@@ -493,18 +494,18 @@ static void create_checked(struct worker *w)
 	if (ret == -ENOSPC || ret == -ENOMEM)
 		return;
 	if (ret) {
-		FAILF(w, "BO_CREATE size %#llx gave %d (%s)", (unsigned long long)want, ret,
-		      strerror(-ret));
+		worker_fail(w, "BO_CREATE size %#llx gave %d (%s)", (unsigned long long)want, ret,
+		            strerror(-ret));
 		return;
 	}
 	if (c.size != (want + granule - 1) / granule * granule || c.card_addr % granule ||
 	    c.card_addr < granule || c.card_addr + c.size > ci->mem_size || c.mmap_offset % PAGE ||
 	    c.mmap_offset < (1ULL << 32))
-		FAILF(w, "BO_CREATE of %#llx gave size %#llx card_addr %#llx offset %#llx",
-		      (unsigned long long)want, (unsigned long long)c.size,
-		      (unsigned long long)c.card_addr, (unsigned long long)c.mmap_offset);
+		worker_fail(w, "BO_CREATE of %#llx gave size %#llx card_addr %#llx offset %#llx",
+		            (unsigned long long)want, (unsigned long long)c.size,
+		            (unsigned long long)c.card_addr, (unsigned long long)c.mmap_offset);
 	if (handle_find(w, f, c.handle) >= 0) {
-		FAILF(w, "BO_CREATE returned handle %u, already held by this file", c.handle);
+		worker_fail(w, "BO_CREATE returned handle %u, already held by this file", c.handle);
 		return;
 	}
 	o = obj_new(w, w->files[f].card, &c);
@@ -522,8 +523,8 @@ static void create_checked(struct worker *w)
 	counted(w, m == MAP_FAILED ? -1 : 0);
 	if (m == MAP_FAILED) {
 		if (errno != ENOMEM)
-			FAILF(w, "mapping a new buffer of %#llx failed: %s",
-			      (unsigned long long)c.size, strerror(errno));
+			worker_fail(w, "mapping a new buffer of %#llx failed: %s",
+			            (unsigned long long)c.size, strerror(errno));
 		return;
 	}
 	for (int i = 0; i < 16; i++) {
@@ -531,9 +532,9 @@ static void create_checked(struct worker *w)
 		uint64_t v = *(volatile uint64_t *)(m + at);
 
 		if (v) {
-			FAILF(w, "new buffer at card %#llx holds %#llx at +%#llx",
-			      (unsigned long long)c.card_addr, (unsigned long long)v,
-			      (unsigned long long)at);
+			worker_fail(w, "new buffer at card %#llx holds %#llx at +%#llx",
+			            (unsigned long long)c.card_addr, (unsigned long long)v,
+			            (unsigned long long)at);
 			break;
 		}
 	}
@@ -560,7 +561,7 @@ static void gem_close_checked(struct worker *w)
 	expect = hi >= 0 ? 0 : -EINVAL;
 	ret = counted(w, vt_gem_close(w->files[f].fd, h));
 	if (ret != expect)
-		FAILF(w, "GEM_CLOSE of handle %u gave %d, want %d", h, ret, expect);
+		worker_fail(w, "GEM_CLOSE of handle %u gave %d, want %d", h, ret, expect);
 	if (hi >= 0 && ret == 0)
 		handle_forget(w, hi);
 }
@@ -590,8 +591,8 @@ static void bo_info_checked(struct worker *w)
 	expect = bi.flags ? -EINVAL : hi >= 0 ? 0 : -ENOENT;
 	ret = xioctl(w, w->files[f].fd, DRM_IOCTL_KVFPGA_BO_INFO, &bi);
 	if (ret != expect) {
-		FAILF(w, "BO_INFO handle %u flags %#x gave %d, want %d", bi.handle, bi.flags, ret,
-		      expect);
+		worker_fail(w, "BO_INFO handle %u flags %#x gave %d, want %d", bi.handle, bi.flags,
+		            ret, expect);
 		return;
 	}
 	if (ret == 0) {
@@ -599,10 +600,10 @@ static void bo_info_checked(struct worker *w)
 
 		if (bi.size != o->size || bi.card_addr != o->card_addr ||
 		    bi.mmap_offset != o->mmap_offset)
-			FAILF(w, "BO_INFO handle %u: %#llx@%#llx, created as %#llx@%#llx",
-			      bi.handle, (unsigned long long)bi.size,
-			      (unsigned long long)bi.card_addr, (unsigned long long)o->size,
-			      (unsigned long long)o->card_addr);
+			worker_fail(w, "BO_INFO handle %u: %#llx@%#llx, created as %#llx@%#llx",
+			            bi.handle, (unsigned long long)bi.size,
+			            (unsigned long long)bi.card_addr, (unsigned long long)o->size,
+			            (unsigned long long)o->card_addr);
 	}
 }
 
@@ -643,8 +644,8 @@ static void param_checked(struct worker *w)
 		expect = gp.pad || gp.param > KVFPGA_PARAM_BO_COUNT ? -EINVAL : 0;
 		ret = xioctl(w, w->files[f].fd, DRM_IOCTL_KVFPGA_GET_PARAM, &gp);
 		if (ret != expect)
-			FAILF(w, "GET_PARAM %u pad %u gave %d, want %d", gp.param, gp.pad, ret,
-			      expect);
+			worker_fail(w, "GET_PARAM %u pad %u gave %d, want %d", gp.param, gp.pad,
+			            ret, expect);
 		return;
 	} else {
 		struct drm_kvfpga_info info;
@@ -656,18 +657,20 @@ static void param_checked(struct worker *w)
 		expect = info.flags || info.pad ? -EINVAL : 0;
 		ret = xioctl(w, w->files[f].fd, DRM_IOCTL_KVFPGA_GET_INFO, &info);
 		if (ret != expect) {
-			FAILF(w, "GET_INFO flags %#x pad %#x gave %d, want %d", info.flags,
-			      info.pad, ret, expect);
+			worker_fail(w, "GET_INFO flags %#x pad %#x gave %d, want %d", info.flags,
+			            info.pad, ret, expect);
 			return;
 		}
 		if (ret == 0 &&
 		    (info.mem_free > info.mem_total || info.mem_total - info.mem_free < held ||
 		     info.bo_count < count || info.mem_size != w->card[card].mem_size))
-			FAILF(w,
-			      "GET_INFO: total %#llx free %#llx bo_count %u, but this process "
-			      "alone holds %u buffers of %#llx bytes",
-			      (unsigned long long)info.mem_total, (unsigned long long)info.mem_free,
-			      info.bo_count, count, (unsigned long long)held);
+			worker_fail(
+			        w,
+			        "GET_INFO: total %#llx free %#llx bo_count %u, but this process "
+			        "alone holds %u buffers of %#llx bytes",
+			        (unsigned long long)info.mem_total,
+			        (unsigned long long)info.mem_free, info.bo_count, count,
+			        (unsigned long long)held);
 	}
 }
 
@@ -709,8 +712,8 @@ static void export_checked(struct worker *w)
 	if (ret == -ENOMEM && expect == 0)
 		return; /* an armed fault */
 	if (ret != expect) {
-		FAILF(w, "PRIME_HANDLE_TO_FD handle %u flags %#x gave %d, want %d", ph.handle,
-		      ph.flags, ret, expect);
+		worker_fail(w, "PRIME_HANDLE_TO_FD handle %u flags %#x gave %d, want %d", ph.handle,
+		            ph.flags, ret, expect);
 		if (ret == 0)
 			close(ph.fd);
 		return;
@@ -720,8 +723,8 @@ static void export_checked(struct worker *w)
 	end = lseek(ph.fd, 0, SEEK_END);
 	counted(w, end);
 	if (end < 0 || (uint64_t)end != w->objs[w->handles[hi].obj].size)
-		FAILF(w, "dma-buf of a %#llx buffer seeks to %lld",
-		      (unsigned long long)w->objs[w->handles[hi].obj].size, (long long)end);
+		worker_fail(w, "dma-buf of a %#llx buffer seeks to %lld",
+		            (unsigned long long)w->objs[w->handles[hi].obj].size, (long long)end);
 	b = buf_add(w, ph.fd, w->handles[hi].obj);
 	if (b < 0)
 		counted(w, close(ph.fd));
@@ -763,8 +766,9 @@ static void import_checked(struct worker *w)
 				if (w->bufs[i].used && w->bufs[i].fd == ph.fd)
 					b = i;
 			if (b < 0 || w->bufs[b].fd != ph.fd) {
-				FAILF(w, "PRIME_FD_TO_HANDLE of fd %d (not a dma-buf) succeeded",
-				      ph.fd);
+				worker_fail(w,
+				            "PRIME_FD_TO_HANDLE of fd %d (not a dma-buf) succeeded",
+				            ph.fd);
 				return;
 			}
 		} else {
@@ -777,8 +781,8 @@ static void import_checked(struct worker *w)
 	}
 	if (w->objs[w->bufs[b].obj].card != w->files[f].card) {
 		if (ret == 0)
-			FAILF(w, "a dma-buf of card %d imported into card %d",
-			      w->objs[w->bufs[b].obj].card, w->files[f].card);
+			worker_fail(w, "a dma-buf of card %d imported into card %d",
+			            w->objs[w->bufs[b].obj].card, w->files[f].card);
 		if (ret == 0)
 			counted(w, vt_gem_close(w->files[f].fd, ph.handle));
 		return;
@@ -786,18 +790,18 @@ static void import_checked(struct worker *w)
 	if (ret == -ENOMEM)
 		return;
 	if (ret) {
-		FAILF(w, "importing our own dma-buf gave %d (%s)", ret, strerror(-ret));
+		worker_fail(w, "importing our own dma-buf gave %d (%s)", ret, strerror(-ret));
 		return;
 	}
 	prev = handle_of_obj(w, f, w->bufs[b].obj);
 	if (prev >= 0) {
 		if (w->handles[prev].h != ph.handle)
-			FAILF(w, "re-import gave handle %u, the file holds it as %u", ph.handle,
-			      w->handles[prev].h);
+			worker_fail(w, "re-import gave handle %u, the file holds it as %u",
+			            ph.handle, w->handles[prev].h);
 		return;
 	}
 	if (handle_find(w, f, ph.handle) >= 0) {
-		FAILF(w, "import returned handle %u, held for another buffer", ph.handle);
+		worker_fail(w, "import returned handle %u, held for another buffer", ph.handle);
 		return;
 	}
 	if (handle_add(w, f, ph.handle, w->bufs[b].obj) < 0)
@@ -866,20 +870,20 @@ static void mmap_dev_checked(struct worker *w)
 	m = mmap(NULL, n * PAGE, prot, flags, w->files[f].fd, (off_t)off);
 	counted(w, m == MAP_FAILED ? -1 : 0);
 	if (m != MAP_FAILED && !allowed) {
-		FAILF(w, "mmap of %llu pages at offset %#llx (%s, flags %#x) succeeded",
-		      (unsigned long long)n, (unsigned long long)off,
-		      t < 0                        ? "no buffer of ours starts there"
-		      : handle_of_obj(w, f, t) < 0 ? "the file holds no handle to it"
-		                                   : "larger than the buffer or private",
-		      flags);
+		worker_fail(w, "mmap of %llu pages at offset %#llx (%s, flags %#x) succeeded",
+		            (unsigned long long)n, (unsigned long long)off,
+		            t < 0                        ? "no buffer of ours starts there"
+		            : handle_of_obj(w, f, t) < 0 ? "the file holds no handle to it"
+		                                         : "larger than the buffer or private",
+		            flags);
 		counted(w, munmap(m, n * PAGE));
 		return;
 	}
 	if (m == MAP_FAILED) {
 		if (allowed && errno != ENOMEM)
-			FAILF(w, "mmap of %llu pages of a held %#llx-byte buffer failed: %s",
-			      (unsigned long long)n, (unsigned long long)w->objs[t].size,
-			      strerror(errno));
+			worker_fail(w, "mmap of %llu pages of a held %#llx-byte buffer failed: %s",
+			            (unsigned long long)n, (unsigned long long)w->objs[t].size,
+			            strerror(errno));
 		return;
 	}
 	if (map_add(w, m, n * PAGE, t, 0, prot) < 0)
@@ -906,19 +910,20 @@ static void mmap_buf_checked(struct worker *w)
 	m = mmap(NULL, n * PAGE, prot, flags, w->bufs[b].fd, (off_t)(first * PAGE));
 	counted(w, m == MAP_FAILED ? -1 : 0);
 	if (m != MAP_FAILED && !allowed) {
-		FAILF(w,
-		      "dma-buf mmap of pages [%llu, +%llu) of %llu (prot %#x flags %#x, fd %s) "
-		      "succeeded",
-		      (unsigned long long)first, (unsigned long long)n, (unsigned long long)pages,
-		      prot, flags, w->bufs[b].writable ? "rw" : "ro");
+		worker_fail(
+		        w,
+		        "dma-buf mmap of pages [%llu, +%llu) of %llu (prot %#x flags %#x, fd %s) "
+		        "succeeded",
+		        (unsigned long long)first, (unsigned long long)n, (unsigned long long)pages,
+		        prot, flags, w->bufs[b].writable ? "rw" : "ro");
 		counted(w, munmap(m, n * PAGE));
 		return;
 	}
 	if (m == MAP_FAILED) {
 		if (allowed && errno != ENOMEM)
-			FAILF(w, "dma-buf mmap of pages [%llu, +%llu) of %llu failed: %s",
-			      (unsigned long long)first, (unsigned long long)n,
-			      (unsigned long long)pages, strerror(errno));
+			worker_fail(w, "dma-buf mmap of pages [%llu, +%llu) of %llu failed: %s",
+			            (unsigned long long)first, (unsigned long long)n,
+			            (unsigned long long)pages, strerror(errno));
 		return;
 	}
 	if (map_add(w, m, n * PAGE, w->bufs[b].obj, first * PAGE, prot) < 0)
@@ -933,9 +938,11 @@ static void touch_checked(struct worker *w)
 		return;
 	sig = touch_map(w, &w->maps[i], !w->child && (w->maps[i].prot & PROT_WRITE));
 	if (sig)
-		FAILF(w, "signal %d touching a valid %zu-byte mapping at +%#llx of a %#llx buffer",
-		      sig, w->maps[i].len, (unsigned long long)w->maps[i].obj_off,
-		      (unsigned long long)w->objs[w->maps[i].obj].size);
+		worker_fail(
+		        w,
+		        "signal %d touching a valid %zu-byte mapping at +%#llx of a %#llx buffer",
+		        sig, w->maps[i].len, (unsigned long long)w->maps[i].obj_off,
+		        (unsigned long long)w->objs[w->maps[i].obj].size);
 }
 
 static void munmap_some(struct worker *w)
@@ -1004,8 +1011,8 @@ static void remap_some(struct worker *w)
 			p = mremap(m->addr, m->len, len, 0);
 			counted(w, p == MAP_FAILED ? -1 : 0);
 			if (p == MAP_FAILED)
-				FAILF(w, "shrinking a mapping with mremap failed: %s",
-				      strerror(errno));
+				worker_fail(w, "shrinking a mapping with mremap failed: %s",
+				            strerror(errno));
 			else
 				m->len = len;
 		}
@@ -1017,7 +1024,7 @@ static void remap_some(struct worker *w)
 		p = mremap(m->addr, m->len, len, MREMAP_MAYMOVE);
 		counted(w, p == MAP_FAILED ? -1 : 0);
 		if (p != MAP_FAILED) {
-			FAILF(w, "mremap grew a buffer mapping");
+			worker_fail(w, "mremap grew a buffer mapping");
 			m->addr = p; /* the model follows, so the unmap covers it */
 			m->len = len;
 		}
@@ -1077,13 +1084,13 @@ static void verify_tags(struct worker *w)
 	counted(w, p == MAP_FAILED ? -1 : 0);
 	if (p == MAP_FAILED) {
 		if (errno != ENOMEM)
-			FAILF(w, "mapping a held buffer of %#llx to verify it failed: %s",
-			      (unsigned long long)w->objs[o].size, strerror(errno));
+			worker_fail(w, "mapping a held buffer of %#llx to verify it failed: %s",
+			            (unsigned long long)w->objs[o].size, strerror(errno));
 		return;
 	}
 	m = (struct map){ true, p, w->objs[o].size, o, 0, PROT_READ };
 	if (touch_map(w, &m, false))
-		FAILF(w, "fault reading a fresh mapping of a held buffer");
+		worker_fail(w, "fault reading a fresh mapping of a held buffer");
 	counted(w, munmap(p, w->objs[o].size));
 }
 
@@ -1202,11 +1209,11 @@ static void dmabuf_ioctl(struct worker *w)
 		valid = !(s.flags & ~DMA_BUF_SYNC_VALID_FLAGS_MASK) && (s.flags & DMA_BUF_SYNC_RW);
 		ret = xioctl(w, w->bufs[b].fd, DMA_BUF_IOCTL_SYNC, &s);
 		if (valid && ret)
-			FAILF(w, "DMA_BUF_IOCTL_SYNC flags %#llx gave %d",
-			      (unsigned long long)s.flags, ret);
+			worker_fail(w, "DMA_BUF_IOCTL_SYNC flags %#llx gave %d",
+			            (unsigned long long)s.flags, ret);
 		if (!valid && ret == 0)
-			FAILF(w, "DMA_BUF_IOCTL_SYNC accepted flags %#llx",
-			      (unsigned long long)s.flags);
+			worker_fail(w, "DMA_BUF_IOCTL_SYNC accepted flags %#llx",
+			            (unsigned long long)s.flags);
 		break;
 	}
 	case 1: {
@@ -1282,9 +1289,9 @@ static void fdinfo_checked(struct worker *w)
 	}
 	fclose(fp);
 	if (got != want)
-		FAILF(w, "fdinfo of %s fd says %llu%s, the model holds %llu",
-		      dmabuf ? "a dma-buf" : "a device", (unsigned long long)got,
-		      dmabuf ? " bytes" : " KiB", (unsigned long long)want);
+		worker_fail(w, "fdinfo of %s fd says %llu%s, the model holds %llu",
+		            dmabuf ? "a dma-buf" : "a device", (unsigned long long)got,
+		            dmabuf ? " bytes" : " KiB", (unsigned long long)want);
 }
 
 static void debugfs_read(struct worker *w)
@@ -1384,8 +1391,8 @@ static void release_some(struct worker *w)
 			        w, vt_gem_close(w->files[w->handles[i].file].fd, w->handles[i].h));
 
 			if (ret)
-				FAILF(w, "GEM_CLOSE of held handle %u gave %d", w->handles[i].h,
-				      ret);
+				worker_fail(w, "GEM_CLOSE of held handle %u gave %d",
+				            w->handles[i].h, ret);
 			handle_forget(w, i);
 		}
 		break;
@@ -1452,7 +1459,8 @@ static void reap_kids(struct worker *w, bool all)
 			kill(w->kids[i], SIGKILL);
 		if (waitpid(w->kids[i], &status, all ? 0 : WNOHANG) == w->kids[i]) {
 			if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
-				FAILF(w, "a forked child died of signal %d", WTERMSIG(status));
+				worker_fail(w, "a forked child died of signal %d",
+				            WTERMSIG(status));
 			w->kids[i] = 0;
 		}
 	}
@@ -1484,9 +1492,10 @@ static void fork_some(struct worker *w)
 		if (waitpid(pid, &status, 0) == pid) {
 			w->kids[slot] = 0;
 			if (WIFSIGNALED(status))
-				FAILF(w, "a forked child died of signal %d", WTERMSIG(status));
+				worker_fail(w, "a forked child died of signal %d",
+				            WTERMSIG(status));
 			else if (WEXITSTATUS(status))
-				FAILF(w, "a forked child exited %d", WEXITSTATUS(status));
+				worker_fail(w, "a forked child exited %d", WEXITSTATUS(status));
 		}
 		break;
 	}
@@ -1619,7 +1628,7 @@ static int worker_main(struct worker *w)
 
 		w->chaos[c] = -1;
 		if (fd < 0) {
-			FAILF(w, "cannot open card %s: %s", card_slot[c], strerror(-fd));
+			worker_fail(w, "cannot open card %s: %s", card_slot[c], strerror(-fd));
 			return 1;
 		}
 		w->card[c].granule = vt_param(fd, KVFPGA_PARAM_GRANULE);
@@ -1643,7 +1652,7 @@ static int worker_main(struct worker *w)
 					w->pool[c][w->pool_n[c]++] = fd;
 			}
 		if (setgroups(0, NULL) || setgid(65534) || setuid(65534)) {
-			FAILF(w, "cannot drop privileges: %s", strerror(errno));
+			worker_fail(w, "cannot drop privileges: %s", strerror(errno));
 			return 1;
 		}
 		prctl(PR_SET_DUMPABLE, 1); /* keep /proc/self/fdinfo readable */
