@@ -36,7 +36,10 @@ help:
 	@echo "make bench        benchmarks, as ratios against baselines measured in the same run"
 	@echo "make deps         install the Debian packages the build and tests need (root)"
 	@echo "make lint         clang-format check, cppcheck, checkpatch on driver/"
-	@echo "make install      install under PREFIX=$(PREFIX) (DESTDIR honoured)"
+	@echo "make install      install under PREFIX=$(PREFIX) (DESTDIR honoured); make uninstall"
+	@echo "make check-install  install into a temporary DESTDIR and build a pkg-config consumer"
+	@echo "make dkms-install kvfpga.ko through DKMS for every kernel (make check-dkms: build test)"
+	@echo "make fuzz         libFuzzer targets (FUZZ_SECONDS=N); make fuzz-driver: the uapi fuzzer in the VM"
 
 deps:
 	@scripts/deps.sh
