@@ -24,6 +24,16 @@
  * The program runs without fork (Check's CK_NOFORK) so the engine and the
  * built programs are shared by all cases; programs also come from the
  * disk cache across runs.
+ *
+ * Environment:
+ *   KVFPGA_TEST_ARENA=card       every K/V arena is a buffer object of the
+ *                                kvfpga device KVFPGA_DEVICE selects (the
+ *                                card's BAR in the VM suite), mapped; unset
+ *                                or "host": host memory (aligned_alloc)
+ *   KVFPGA_TEST_ATTN_CONFIGS=a,b the loop cases run over these entries of
+ *                                configs[] only (each is one program build,
+ *                                slow under QEMU TCG); an unknown name fails
+ *   CK_RUN_CASE=attention        Check's own: one tcase
  */
 #include <check.h>
 #include <errno.h>
@@ -39,6 +49,7 @@
 #include <unistd.h>
 
 #include "kvfpga/engine.h"
+#include "kvfpga/kvfpga.h"
 #include "helpers/test_seed.h"
 
 extern char **environ;
@@ -64,6 +75,7 @@ struct config {
 	const char *name;
 	struct kvfpga_attn_shape shape;
 	struct kvfpga_attn *attn;
+	int selected; /* by KVFPGA_TEST_ATTN_CONFIGS (all when unset) */
 };
 
 #define F32 KVFPGA_KV_F32
@@ -71,17 +83,44 @@ struct config {
 
 /* n_layers, n_q_heads, n_kv_heads, head_dim, block_size, dtype */
 static struct config configs[] = {
-	{ "h64-g1-f32-b16", { 2, 4, 4, 64, 16, F32 }, NULL },
-	{ "h80-g4-f32-b32", { 2, 8, 2, 80, 32, F32 }, NULL },
-	{ "h96-g8-f16-b8", { 2, 16, 2, 96, 8, F16 }, NULL },
-	{ "h128-g4-f32-b16", { 2, 8, 2, 128, 16, F32 }, NULL },
-	{ "h128-g4-f16-b16", { 2, 8, 2, 128, 16, F16 }, NULL },
-	{ "h256-g1-f16-b16", { 2, 2, 2, 256, 16, F16 }, NULL },
-	{ "h256-g8-f32-b16", { 3, 8, 1, 256, 16, F32 }, NULL },
-	{ "h40-g2-f32-b16", { 2, 4, 2, 40, 16, F32 }, NULL }, /* VEC 8 */
+	{ "h64-g1-f32-b16", { 2, 4, 4, 64, 16, F32 }, NULL, 1 },
+	{ "h80-g4-f32-b32", { 2, 8, 2, 80, 32, F32 }, NULL, 1 },
+	{ "h96-g8-f16-b8", { 2, 16, 2, 96, 8, F16 }, NULL, 1 },
+	{ "h128-g4-f32-b16", { 2, 8, 2, 128, 16, F32 }, NULL, 1 },
+	{ "h128-g4-f16-b16", { 2, 8, 2, 128, 16, F16 }, NULL, 1 },
+	{ "h256-g1-f16-b16", { 2, 2, 2, 256, 16, F16 }, NULL, 1 },
+	{ "h256-g8-f32-b16", { 3, 8, 1, 256, 16, F32 }, NULL, 1 },
+	{ "h40-g2-f32-b16", { 2, 4, 2, 40, 16, F32 }, NULL, 1 }, /* VEC 8 */
 };
 
 #define N_CONFIGS (sizeof(configs) / sizeof(configs[0]))
+
+/*
+ * The configurations one loop test runs over: @names (NULL-terminated; none
+ * means every entry of configs[]) narrowed to the selected ones.  Case _i
+ * runs on selected[_i]; salt[_i] is its position in the full list, so a
+ * seed replays the same data whatever the selection.
+ */
+struct config_loop {
+	const char *names[N_CONFIGS + 1];
+	struct config *selected[N_CONFIGS];
+	uint32_t salt[N_CONFIGS];
+	int n;
+};
+
+static struct config_loop all_configs_loop;
+static struct config_loop decode_long_loop = {
+	.names = { "h128-g4-f32-b16", "h128-g4-f16-b16", "h64-g1-f32-b16" },
+};
+static struct config_loop prefill_long_loop = {
+	.names = { "h64-g1-f32-b16", "h128-g4-f16-b16" },
+};
+static struct config_loop decode_prefill_loop = {
+	.names = { "h128-g4-f32-b16", "h96-g8-f16-b8" },
+};
+static struct config_loop host_reference_loop = {
+	.names = { "h80-g4-f32-b32", "h96-g8-f16-b8" },
+};
 
 static struct kvfpga_engine *engine(void)
 {
@@ -102,17 +141,112 @@ static struct kvfpga_attn *config_attn(struct config *c)
 	return c->attn;
 }
 
-static struct config *config_named(const char *name)
+static struct config *find_config(const char *name, size_t len)
 {
 	for (size_t i = 0; i < N_CONFIGS; i++) {
-		if (!strcmp(configs[i].name, name))
+		if (strlen(configs[i].name) == len && !strncmp(configs[i].name, name, len))
 			return &configs[i];
 	}
-	ck_abort_msg("no config %s", name);
 	return NULL;
 }
 
+static struct config *config_named(const char *name)
+{
+	struct config *c = find_config(name, strlen(name));
+
+	ck_assert_msg(c, "no config %s", name);
+	return c;
+}
+
+/*
+ * KVFPGA_TEST_ATTN_CONFIGS: names separated by commas (or spaces); unset or
+ * empty selects every configuration.  -EINVAL with the reason in @err for a
+ * name that is not in configs[], one given twice, or none at all.
+ */
+static int select_configs(const char *spec, char *err, size_t len)
+{
+	const char *p = spec;
+	int n = 0;
+
+	if (!spec || !spec[0])
+		return 0;
+	for (size_t i = 0; i < N_CONFIGS; i++)
+		configs[i].selected = 0;
+	while (*p) {
+		size_t word = strcspn(p, ", ");
+		struct config *c;
+
+		if (!word) {
+			p++;
+			continue;
+		}
+		c = find_config(p, word);
+		if (!c || c->selected) {
+			int off = snprintf(
+			        err, len, "KVFPGA_TEST_ATTN_CONFIGS: %.*s %s", (int)word, p,
+			        c ? "is listed twice" : "is not a configuration; known:");
+
+			for (size_t i = 0; !c && i < N_CONFIGS && off > 0 && (size_t)off < len; i++)
+				off += snprintf(err + off, len - (size_t)off, " %s",
+				                configs[i].name);
+			return -EINVAL;
+		}
+		c->selected = 1;
+		n++;
+		p += word;
+	}
+	if (!n) {
+		snprintf(err, len, "KVFPGA_TEST_ATTN_CONFIGS names no configuration");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Fills @l->selected from @l->names (all of configs[] when it has none). */
+static void build_loop(struct config_loop *l)
+{
+	size_t total = l->names[0] ? 0 : N_CONFIGS;
+
+	while (l->names[total])
+		total++;
+	l->n = 0;
+	for (size_t i = 0; i < total; i++) {
+		struct config *c =
+		        l->names[0] ? find_config(l->names[i], strlen(l->names[i])) : &configs[i];
+
+		if (!c) {
+			/* A typo in this file: fail every run, not just the selective ones. */
+			fprintf(stderr, "test_attention: loop lists unknown config %s\n",
+			        l->names[i]);
+			exit(EXIT_FAILURE);
+		}
+		if (c->selected) {
+			l->selected[l->n] = c;
+			l->salt[l->n] = (uint32_t)i;
+			l->n++;
+		}
+	}
+}
+
 /* ---- arena and reference ---- */
+
+/*
+ * What one arena holds: its memory (host memory, or a mapped buffer object
+ * on g_card), its registration, its block list.  Every open one is on
+ * g_arenas, so that a case that fails half-way (and so leaves its function
+ * early, CK_NOFORK) still gives its card memory back in the teardown.
+ */
+struct arena_mem {
+	struct kvfpga_bo *bo; /* NULL: host memory */
+	unsigned char *base;
+	struct kvfpga_kv_arena *reg;
+	int32_t *free_list;
+	struct arena_mem *next;
+};
+
+static int g_arena_on_card; /* KVFPGA_TEST_ARENA=card */
+static struct kvfpga_device *g_card;
+static struct arena_mem *g_arenas;
 
 struct arena {
 	struct kvfpga_attn_shape shape;
@@ -122,7 +256,63 @@ struct arena {
 	struct kvfpga_kv_arena *reg;
 	uint32_t next_free; /* blocks are handed out from a shuffled list */
 	int32_t *free_list;
+	struct arena_mem *backing;
 };
+
+/* @size bytes, page aligned, on the card or in host memory; fails the case on error. */
+static struct arena_mem *arena_mem_new(uint64_t size)
+{
+	struct arena_mem *m = calloc(1, sizeof(*m));
+	void *map = NULL;
+	int ret;
+
+	ck_assert_ptr_nonnull(m);
+	m->next = g_arenas;
+	g_arenas = m;
+	if (!g_arena_on_card) {
+		m->base = aligned_alloc(4096, (size + 4095) & ~4095ull);
+		ck_assert_ptr_nonnull(m->base);
+		return m;
+	}
+	ret = kvfpga_bo_create(g_card, size, 0, &m->bo);
+	ck_assert_msg(ret == 0, "card buffer of %llu bytes for a K/V arena: %s (%d)",
+	              (unsigned long long)size, kvfpga_strerror(ret), ret);
+	ret = kvfpga_bo_map(m->bo, &map);
+	ck_assert_msg(ret == 0, "mapping the K/V arena's card buffer: %s (%d)",
+	              kvfpga_strerror(ret), ret);
+	m->base = map;
+	return m;
+}
+
+/* Releases the registration, then the memory; 0 or the unmap's error. */
+static int arena_mem_free(struct arena_mem *m)
+{
+	struct arena_mem **link = &g_arenas;
+	int ret = 0;
+
+	while (*link && *link != m)
+		link = &(*link)->next;
+	if (*link)
+		*link = m->next;
+	kvfpga_kv_arena_release(m->reg);
+	if (m->bo) {
+		if (m->base)
+			ret = kvfpga_bo_unmap(m->bo);
+		kvfpga_bo_free(m->bo);
+	} else {
+		free(m->base);
+	}
+	free(m->free_list);
+	free(m);
+	return ret;
+}
+
+/* Checked teardown: what a failed case left open. */
+static void free_leftover_arenas(void)
+{
+	while (g_arenas)
+		arena_mem_free(g_arenas);
+}
 
 static uint32_t esize(const struct kvfpga_attn_shape *s)
 {
@@ -145,14 +335,32 @@ static void store_elem(struct arena *a, uint64_t idx, float v)
 	}
 }
 
+/*
+ * binary16 -> double for the reference, by the compiler's conversion
+ * (independent of the library's), once per bit pattern: the libgcc call
+ * per element dominated the f16 cases' run time.
+ */
+static double g_f16_to_double[65536];
+
+static void init_f16_table(void)
+{
+	for (uint32_t bits = 0; bits < 65536; bits++) {
+		uint16_t b16 = (uint16_t)bits;
+		_Float16 h;
+
+		memcpy(&h, &b16, 2);
+		g_f16_to_double[bits] = (double)h;
+	}
+}
+
 /* The element as the reference sees it: decoded independently of the library. */
 static double load_elem(const struct arena *a, uint64_t idx)
 {
 	if (a->shape.kv_dtype == F16) {
-		_Float16 h;
+		uint16_t bits;
 
-		memcpy(&h, a->mem + idx * 2, 2);
-		return (double)h;
+		memcpy(&bits, a->mem + idx * 2, 2);
+		return g_f16_to_double[bits];
 	}
 	{
 		float f;
@@ -181,11 +389,12 @@ static void arena_open_on(struct kvfpga_engine *e, struct arena *a,
 	ck_assert_int_eq(kvfpga_attn_shape_block_bytes(s, &block_bytes), 0);
 	a->block_elems = block_bytes / esize(s);
 	a->size = block_bytes * n_blocks;
-	a->mem = aligned_alloc(4096, (a->size + 4095) & ~4095ull);
-	ck_assert_ptr_nonnull(a->mem);
+	a->backing = arena_mem_new(a->size);
+	a->mem = a->backing->base;
 	fill_arena(a, rng, 1.0f);
-	ck_assert_int_eq(kvfpga_kv_arena_register(e, a->mem, a->size, &a->reg), 0);
-	a->free_list = malloc(n_blocks * sizeof(int32_t));
+	ck_assert_int_eq(kvfpga_kv_arena_register(e, a->mem, a->size, &a->backing->reg), 0);
+	a->reg = a->backing->reg;
+	a->free_list = a->backing->free_list = malloc(n_blocks * sizeof(int32_t));
 	ck_assert_ptr_nonnull(a->free_list);
 	for (uint32_t i = 0; i < n_blocks; i++)
 		a->free_list[i] = (int32_t)i;
@@ -206,9 +415,10 @@ static void arena_open(struct arena *a, const struct kvfpga_attn_shape *s, uint3
 
 static void arena_close(struct arena *a)
 {
-	kvfpga_kv_arena_release(a->reg);
-	free(a->mem);
-	free(a->free_list);
+	int ret = arena_mem_free(a->backing);
+
+	ck_assert_msg(ret == 0, "unmapping the K/V arena's card buffer: %s (%d)",
+	              kvfpga_strerror(ret), ret);
 }
 
 /* A table of n_blocks distinct, scattered blocks (copying `shared` leading entries). */
@@ -704,10 +914,10 @@ END_TEST
  */
 START_TEST(test_decode_configs)
 {
-	struct config *c = &configs[_i];
+	struct config *c = all_configs_loop.selected[_i];
 	const struct kvfpga_attn_shape *s = &c->shape;
 	struct kvfpga_attn *attn = config_attn(c);
-	uint64_t rng = case_rng(100 + (uint32_t)_i);
+	uint64_t rng = case_rng(100 + all_configs_loop.salt[_i]);
 	uint32_t bs = s->block_size;
 	struct arena a;
 
@@ -747,11 +957,9 @@ END_TEST
 /* Several thousand tokens, f32 and f16, GQA 4 and MHA, two sequences. */
 START_TEST(test_decode_long)
 {
-	static const char *const names[] = { "h128-g4-f32-b16", "h128-g4-f16-b16",
-		                             "h64-g1-f32-b16" };
-	struct config *c = config_named(names[_i]);
+	struct config *c = decode_long_loop.selected[_i];
 	const struct kvfpga_attn_shape *s = &c->shape;
-	uint64_t rng = case_rng(200 + (uint32_t)_i);
+	uint64_t rng = case_rng(200 + decode_long_loop.salt[_i]);
 	struct decode_case dc;
 	struct arena a;
 
@@ -800,10 +1008,10 @@ END_TEST
 /* Chunks that start mid-block, at 0, and of one token; several tiles each. */
 START_TEST(test_prefill_configs)
 {
-	struct config *c = &configs[_i];
+	struct config *c = all_configs_loop.selected[_i];
 	const struct kvfpga_attn_shape *s = &c->shape;
 	struct kvfpga_attn *attn = config_attn(c);
-	uint64_t rng = case_rng(400 + (uint32_t)_i);
+	uint64_t rng = case_rng(400 + all_configs_loop.salt[_i]);
 	uint32_t bs = s->block_size;
 	struct arena a;
 	struct {
@@ -843,9 +1051,9 @@ END_TEST
 /* A long chunk (several tiles, hundreds of context blocks) stays bounded and exact. */
 START_TEST(test_prefill_long)
 {
-	struct config *c = config_named(_i ? "h128-g4-f16-b16" : "h64-g1-f32-b16");
+	struct config *c = prefill_long_loop.selected[_i];
 	const struct kvfpga_attn_shape *s = &c->shape;
-	uint64_t rng = case_rng(500 + (uint32_t)_i);
+	uint64_t rng = case_rng(500 + prefill_long_loop.salt[_i]);
 	struct prefill_case pc;
 	struct arena a;
 
@@ -867,10 +1075,10 @@ END_TEST
 /* Decode at each position of a prefill chunk gives the prefill's rows. */
 START_TEST(test_decode_matches_prefill)
 {
-	struct config *c = config_named(_i ? "h96-g8-f16-b8" : "h128-g4-f32-b16");
+	struct config *c = decode_prefill_loop.selected[_i];
 	const struct kvfpga_attn_shape *s = &c->shape;
 	struct kvfpga_attn *attn = config_attn(c);
-	uint64_t rng = case_rng(600 + (uint32_t)_i);
+	uint64_t rng = case_rng(600 + decode_prefill_loop.salt[_i]);
 	size_t row_elems = (size_t)s->n_q_heads * s->head_dim;
 	struct prefill_case pc;
 	struct decode_case dc;
@@ -930,9 +1138,9 @@ END_TEST
 /* The library's host reference agrees with the test's (both double). */
 START_TEST(test_host_reference)
 {
-	struct config *c = config_named(_i ? "h96-g8-f16-b8" : "h80-g4-f32-b32");
+	struct config *c = host_reference_loop.selected[_i];
 	const struct kvfpga_attn_shape *s = &c->shape;
-	uint64_t rng = case_rng(700 + (uint32_t)_i);
+	uint64_t rng = case_rng(700 + host_reference_loop.salt[_i]);
 	size_t row = s->head_dim, rows;
 	double *ref = malloc(row * sizeof(double)), *mag = malloc(row * sizeof(double));
 	double *cond = malloc(row * sizeof(double));
@@ -1808,15 +2016,27 @@ static Suite *attention_suite(void)
 	tcase_add_test(tc, test_xclbin_inspect);
 	suite_add_tcase(s, tc);
 
+	/*
+	 * Loop tests run over the selected configurations only; the fixed
+	 * cases after them (large scores, zero copy, jobs, bad arguments)
+	 * always run, on h128-g4-f32-b16 and h64-g1-f32-b16.
+	 */
 	tc = tcase_create("attention");
 	tcase_set_timeout(tc, 0);
-	tcase_add_loop_test(tc, test_decode_configs, 0, (int)N_CONFIGS);
-	tcase_add_loop_test(tc, test_decode_long, 0, 3);
+	tcase_add_checked_fixture(tc, NULL, free_leftover_arenas);
+	if (all_configs_loop.n)
+		tcase_add_loop_test(tc, test_decode_configs, 0, all_configs_loop.n);
+	if (decode_long_loop.n)
+		tcase_add_loop_test(tc, test_decode_long, 0, decode_long_loop.n);
 	tcase_add_test(tc, test_decode_large_scores);
-	tcase_add_loop_test(tc, test_prefill_configs, 0, (int)N_CONFIGS);
-	tcase_add_loop_test(tc, test_prefill_long, 0, 2);
-	tcase_add_loop_test(tc, test_decode_matches_prefill, 0, 2);
-	tcase_add_loop_test(tc, test_host_reference, 0, 2);
+	if (all_configs_loop.n)
+		tcase_add_loop_test(tc, test_prefill_configs, 0, all_configs_loop.n);
+	if (prefill_long_loop.n)
+		tcase_add_loop_test(tc, test_prefill_long, 0, prefill_long_loop.n);
+	if (decode_prefill_loop.n)
+		tcase_add_loop_test(tc, test_decode_matches_prefill, 0, decode_prefill_loop.n);
+	if (host_reference_loop.n)
+		tcase_add_loop_test(tc, test_host_reference, 0, host_reference_loop.n);
 	tcase_add_test(tc, test_arena_zero_copy);
 	tcase_add_test(tc, test_async_jobs);
 	tcase_add_test(tc, test_bad_arguments);
@@ -1824,6 +2044,7 @@ static Suite *attention_suite(void)
 
 	tc = tcase_create("programs");
 	tcase_set_timeout(tc, 0);
+	tcase_add_checked_fixture(tc, NULL, free_leftover_arenas);
 	tcase_add_test(tc, test_program_cache_and_binary);
 	tcase_add_test(tc, test_build_error_message);
 	tcase_add_loop_test(tc, test_fpga_variant, 0, 2);
@@ -1831,13 +2052,75 @@ static Suite *attention_suite(void)
 	return s;
 }
 
+/*
+ * KVFPGA_TEST_ARENA: opens the device for card arenas and says where the
+ * arenas live.  A bad value or a device that does not open ends the run:
+ * no silent fallback to host memory.
+ */
+static int arena_backend_init(void)
+{
+	const char *where = getenv("KVFPGA_TEST_ARENA");
+	struct kvfpga_open_opts opts;
+	char line[256];
+	int ret;
+
+	if (!where || !where[0] || !strcmp(where, "host")) {
+		printf("test_attention: K/V arenas in host memory\n");
+		return 0;
+	}
+	if (strcmp(where, "card")) {
+		fprintf(stderr, "test_attention: KVFPGA_TEST_ARENA=%s: want card or host\n", where);
+		return -EINVAL;
+	}
+	g_arena_on_card = 1;
+	ret = kvfpga_open_opts_init(&opts);
+	if (!ret)
+		ret = kvfpga_device_open(&opts, &g_card);
+	if (!ret)
+		ret = kvfpga_device_describe(g_card, line, sizeof(line));
+	if (ret) {
+		fprintf(stderr,
+		        "test_attention: KVFPGA_TEST_ARENA=card: cannot open the kvfpga device "
+		        "(KVFPGA_DEVICE=%s): %s (%d)\n",
+		        getenv("KVFPGA_DEVICE") ? getenv("KVFPGA_DEVICE") : "",
+		        kvfpga_strerror(ret), ret);
+		kvfpga_device_close(g_card);
+		g_card = NULL;
+		return ret;
+	}
+	printf("test_attention: K/V arenas in card memory on %s\n", line);
+	return 0;
+}
+
 int main(void)
 {
 	struct kvfpga_engine_opts opts;
+	char err[512];
 	SRunner *sr;
 	int failed, ret;
 
 	g_seed = test_seed();
+	init_f16_table();
+	if (select_configs(getenv("KVFPGA_TEST_ATTN_CONFIGS"), err, sizeof(err))) {
+		fprintf(stderr, "test_attention: %s\n", err);
+		return EXIT_FAILURE;
+	}
+	build_loop(&all_configs_loop);
+	build_loop(&decode_long_loop);
+	build_loop(&prefill_long_loop);
+	build_loop(&decode_prefill_loop);
+	build_loop(&host_reference_loop);
+	if (all_configs_loop.n < (int)N_CONFIGS) {
+		printf("test_attention: loop cases on %d of %zu configurations "
+		       "(KVFPGA_TEST_ATTN_CONFIGS):",
+		       all_configs_loop.n, N_CONFIGS);
+		for (int i = 0; i < all_configs_loop.n; i++)
+			printf(" %s", all_configs_loop.selected[i]->name);
+		printf("\n");
+	}
+	if (arena_backend_init())
+		return EXIT_FAILURE;
+	fflush(stdout);
 	ret = kvfpga_engine_opts_init(&opts);
 	if (!ret)
 		ret = kvfpga_engine_create(&opts, &g_engine, g_engine_msg, sizeof(g_engine_msg));
@@ -1855,8 +2138,10 @@ int main(void)
 	if (failed)
 		fprintf(stderr, "test_attention: seed %llu (KVFPGA_TEST_SEED=%llu replays)\n",
 		        (unsigned long long)g_seed, (unsigned long long)g_seed);
+	free_leftover_arenas();
 	for (size_t i = 0; i < N_CONFIGS; i++)
 		kvfpga_attn_destroy(configs[i].attn);
 	kvfpga_engine_destroy(g_engine);
+	kvfpga_device_close(g_card);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
