@@ -114,15 +114,20 @@ typedef float kv_t;
  *    only f16 rows used by several query rows are converted once into a
  *    private copy.  Without it, every tile is first copied into a private
  *    array, which an FPGA compiler maps to on-chip RAM filled by one burst.
- *  - While a tile is worked on, the rows of a tile PREFETCH_TILES ahead
- *    are prefetched towards the L2 cache (locality 1: prefetcht2 on x86),
- *    spread over the arithmetic, so that memory keeps busy while the core
- *    computes (it does not look that far ahead by itself; an FPGA pipeline
- *    overlaps its bursts anyway).  On a Zen 4 CPU with PoCL, two tiles
- *    ahead into L2 measured about 20% better than one tile ahead into L1,
- *    and further ahead no better.
+ *  - While a tile is worked on, the tile PREFETCH_TILES ahead is prefetched
+ *    towards the L2 cache (locality 1: prefetcht2 on x86) a slice at a
+ *    time, interleaved with the arithmetic, so that memory keeps busy while
+ *    the core computes (it does not look that far ahead by itself; an FPGA
+ *    pipeline overlaps its bursts anyway).  On a Zen 4 CPU with PoCL,
+ *    spreading the prefetches over the loop instead of issuing a tile's
+ *    worth at once raised decode throughput from memory by up to 1.5x
+ *    (MHA, f16); the distance (1 to 4 tiles) mattered little.
+ *  - Decode blocks the arithmetic across the query heads of a group and
+ *    vectorises the softmax across heads (DECODE_BLOCKED, below).
  */
+#ifndef PREFETCH_TILES
 #define PREFETCH_TILES 2
+#endif
 #if defined(KVFPGA_CPU) && KVFPGA_CPU
 #define CPU_TUNED 1
 #define PREFETCH_ROW(p)                                                                            \
@@ -133,6 +138,16 @@ typedef float kv_t;
 #else
 #define CPU_TUNED 0
 #define PREFETCH_ROW(p)                                                                            \
+	do {                                                                                       \
+	} while (0)
+#endif
+/* Slice i of NV of a row: one prefetch per vector's worth of bytes. */
+#if CPU_TUNED
+#define PREFETCH_SLICE(p, i)                                                                       \
+	__builtin_prefetch((const __global char *)(p) + (i) * (HEAD_DIM * (int)sizeof(kv_t) / NV), \
+			   0, 1)
+#else
+#define PREFETCH_SLICE(p, i)                                                                       \
 	do {                                                                                       \
 	} while (0)
 #endif
@@ -236,32 +251,61 @@ static float max4(float4 v)
 #endif
 
 /*
- * Scores of 16 tokens at once (VEC == 16, BLOCK_SIZE a multiple of 16):
- * d[j] holds the 16 lane-wise partial products of token j; reduce16 adds
- * the lanes of all 16 with 15 pairwise steps, each two lane shuffles and
- * one add, and leaves token j's score in lane j.  (One horizontal sum per
- * token would cost 8 steps per token instead of about 3.)
+ * Scores of 16 dot products at once (VEC == 16, BLOCK_SIZE a multiple of
+ * 16): d[j] holds the 16 lane-wise partial products of dot product j, and
+ * reduce16 adds the lanes of all 16 together in four halving steps (8-lane
+ * halves, then 4-lane quarters, 2-lane pairs, single lanes), each adding two
+ * shuffled vectors, leaving dot product j in lane j: 15 vector adds for 16
+ * sums instead of 8 steps per sum one at a time.  The order of additions is
+ * fixed, so results are deterministic.
  */
 #if VEC == 16 && BLOCK_SIZE % 16 == 0
 #define SCORES16 1
-static float16 pairsum(float16 a, float16 b)
-{
-	return (float16)(a.even, b.even) + (float16)(a.odd, b.odd);
-}
-
 static float16 reduce16(const float16 *d)
 {
-	const float16 e0 = pairsum(d[0], d[1]), e1 = pairsum(d[2], d[3]);
-	const float16 e2 = pairsum(d[4], d[5]), e3 = pairsum(d[6], d[7]);
-	const float16 e4 = pairsum(d[8], d[9]), e5 = pairsum(d[10], d[11]);
-	const float16 e6 = pairsum(d[12], d[13]), e7 = pairsum(d[14], d[15]);
+	float16 e[8], f[4], g[2];
 
-	return pairsum(pairsum(pairsum(e0, e1), pairsum(e2, e3)),
-		       pairsum(pairsum(e4, e5), pairsum(e6, e7)));
+	_Pragma("unroll") for (int k = 0; k < 8; k++) e[k] =
+		(float16)(d[k].lo, d[k + 8].lo) + (float16)(d[k].hi, d[k + 8].hi);
+	_Pragma("unroll") for (int k = 0; k < 4; k++)
+	{
+		const float16 x = e[k], y = e[k + 4];
+
+		f[k] = (float16)(x.s0123, y.s0123, x.s89ab, y.s89ab) +
+		       (float16)(x.s4567, y.s4567, x.scdef, y.scdef);
+	}
+	_Pragma("unroll") for (int k = 0; k < 2; k++)
+	{
+		const float16 x = f[k], y = f[k + 2];
+
+		g[k] = (float16)(x.s01, y.s01, x.s45, y.s45, x.s89, y.s89, x.scd, y.scd) +
+		       (float16)(x.s23, y.s23, x.s67, y.s67, x.sab, y.sab, x.sef, y.sef);
+	}
+	return (float16)(g[0].s0, g[1].s0, g[0].s2, g[1].s2, g[0].s4, g[1].s4, g[0].s6, g[1].s6,
+			 g[0].s8, g[1].s8, g[0].sa, g[1].sa, g[0].sc, g[1].sc, g[0].se, g[1].se) +
+	       (float16)(g[0].s1, g[1].s1, g[0].s3, g[1].s3, g[0].s5, g[1].s5, g[0].s7, g[1].s7,
+			 g[0].s9, g[1].s9, g[0].sb, g[1].sb, g[0].sd, g[1].sd, g[0].sf, g[1].sf);
 }
 #else
 #define SCORES16 0
 #endif
+
+/* reduce16 for 8 lanes: lane j of the result is the sum of d[j]'s lanes. */
+static float8 reduce8(const float8 *d)
+{
+	float8 e[4], f[2];
+
+	_Pragma("unroll") for (int k = 0; k < 4; k++) e[k] =
+		(float8)(d[k].lo, d[k + 4].lo) + (float8)(d[k].hi, d[k + 4].hi);
+	_Pragma("unroll") for (int k = 0; k < 2; k++)
+	{
+		const float8 x = e[k], y = e[k + 2];
+
+		f[k] = (float8)(x.s01, y.s01, x.s45, y.s45) + (float8)(x.s23, y.s23, x.s67, y.s67);
+	}
+	return (float8)(f[0].s0, f[1].s0, f[0].s2, f[1].s2, f[0].s4, f[1].s4, f[0].s6, f[1].s6) +
+	       (float8)(f[0].s1, f[1].s1, f[0].s3, f[1].s3, f[0].s5, f[1].s5, f[0].s7, f[1].s7);
+}
 
 /*
  * The steps of attending ROWS query rows (qv, ROWS x NV vectors, already
@@ -393,6 +437,190 @@ static float16 reduce16(const float16 *d)
 		}                                                                                  \
 	}
 
+/*
+ * CPU-tuned decode (KVFPGA_CPU, VEC 8 or 16): register blocking across the
+ * GROUP_SIZE query heads that share a KV head, and a softmax vectorised
+ * across query heads.
+ *
+ * A K or V vector is loaded (and, for f16, widened) once into a register
+ * and used there by every query head of the group, instead of once per
+ * head: under GQA the arithmetic per KV byte grows with the group while the
+ * loads and conversions per byte stay the same.
+ *
+ * Scores: SC_TOKS tokens x SC_HEADS heads (VEC at most) dot products are
+ * accumulated lane-wise in VEC vectors and reduced together (reduce16 /
+ * reduce8), leaving (token t, head h) in lane t * SC_HEADS + h.  They are
+ * stored transposed, sct[token][query head], so that the softmax works on
+ * VEC query heads per vector with no horizontal reductions: the running
+ * maximum, the probabilities and their sums of 16 heads are each one
+ * vector operation per token instead of a chain of shuffles per head.
+ *
+ * Accumulate: AC_HEADS heads x AC_VECS head-dim vectors of the output stay
+ * in registers while a pass runs over the tile's rows; each probability is
+ * a broadcast load from sct.
+ */
+#if CPU_TUNED && (VEC == 16 || VEC == 8) && BLOCK_SIZE >= VEC
+#define DECODE_BLOCKED 1
+#define SC_HEADS (GROUP_SIZE < VEC ? GROUP_SIZE : VEC)
+#define SC_TOKS_(n) (SC_HEADS * (n) <= VEC ? (n) : 0)
+#define SC_TOKS                                                                                    \
+	(SC_TOKS_(16) ? 16 : SC_TOKS_(8) ? 8 : SC_TOKS_(4) ? 4 : SC_TOKS_(2) ? 2 : 1)
+#define AC_HEADS (GROUP_SIZE < 8 ? GROUP_SIZE : 8)
+#define AC_VECS_MAX (16 / AC_HEADS > 0 ? 16 / AC_HEADS : 1)
+#define AC_VECS (AC_VECS_MAX < NV ? AC_VECS_MAX : NV)
+/* Query heads padded to whole vectors for the softmax (padding rows are never read back). */
+#define NQP ((N_Q_HEADS + VEC - 1) / VEC * VEC)
+#if VEC == 16
+typedef int16 veci;
+#define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#define REDUCE(d) reduce16(d)
+#else
+typedef int8 veci;
+#define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
+#define REDUCE(d) reduce8(d)
+#endif
+
+/* sct[t][row0 + g] = q_g . k_t for the GROUP_SIZE heads of one KV head. */
+static void decode_scores_blocked(const __global kv_t *restrict kt, const __global kv_t *next,
+				  const int valid, const vecf *qv, float sct[][NQP], const int row0)
+{
+	const veci lane_tok = LANES / SC_HEADS;
+
+	for (int h0 = 0; h0 < GROUP_SIZE; h0 += SC_HEADS) {
+		for (int c = 0; c < BLOCK_SIZE / SC_TOKS; c++) {
+			vecf d[VEC];
+			float s[VEC];
+
+			_Pragma("unroll") for (int j = 0; j < VEC; j++) d[j] = (vecf)(0.0f);
+			/* A rolled loop keeps the VEC sums in registers (unrolled, the
+			 * compiler loads the whole tile ahead and spills it). */
+			_Pragma("unroll 1") for (int i = 0; i < NV; i++)
+			{
+				vecf k[SC_TOKS];
+
+				/* Prefetches spread over the arithmetic, not in a burst. */
+				if (h0 == 0 && next) {
+					_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++)
+						PREFETCH_SLICE(next + (c * SC_TOKS + t) * HEAD_DIM, i);
+				}
+				_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++) k[t] =
+					VLOADKV(i, kt + ROW(c * SC_TOKS + t, valid) * HEAD_DIM);
+				_Pragma("unroll") for (int h = 0; h < SC_HEADS; h++)
+				{
+					if (h0 + h < GROUP_SIZE) {
+						const vecf qi = qv[(h0 + h) * NV + i];
+
+						_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++)
+							d[t * SC_HEADS + h] =
+								fma(qi, k[t], d[t * SC_HEADS + h]);
+					}
+				}
+			}
+			const veci keep = c * SC_TOKS + lane_tok < valid;
+			VSTOREF(select((vecf)(-INFINITY), REDUCE(d), keep), 0, s);
+			_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++)
+			{
+				_Pragma("unroll") for (int h = 0; h < SC_HEADS; h++)
+				{
+					if (h0 + h < GROUP_SIZE)
+						sct[c * SC_TOKS + t][row0 + h0 + h] = s[t * SC_HEADS + h];
+				}
+			}
+		}
+	}
+}
+
+/*
+ * Online softmax over one tile for all query heads, VEC heads per vector:
+ * sct becomes the probabilities exp2(s - m_new), (m, l) are updated, and
+ * each head's acc is rescaled by exp2(m - m_new) when its maximum moved.
+ */
+static void decode_softmax_blocked(float sct[][NQP], vecf *acc, float *m, float *l)
+{
+	for (int r = 0; r < NQP; r += VEC) {
+		const vecf m_old = VLOADF(0, m + r);
+		vecf mx = m_old, sum = (vecf)(0.0f);
+		float corr[VEC];
+
+		for (int t = 0; t < BLOCK_SIZE; t++)
+			mx = max(mx, VLOADF(0, sct[t] + r));
+		for (int t = 0; t < BLOCK_SIZE; t++) {
+			const vecf p = exp2(VLOADF(0, sct[t] + r) - mx);
+
+			VSTOREF(p, 0, sct[t] + r);
+			sum += p;
+		}
+		/* m is finite after the first tile (the caller guarantees a key). */
+		const vecf c = exp2(m_old - mx);
+
+		VSTOREF(VLOADF(0, l + r) * c + sum, 0, l + r);
+		VSTOREF(mx, 0, m + r);
+		VSTOREF(c, 0, corr);
+		/* The maximum rarely moves after the first tiles: then nothing to rescale. */
+		_Pragma("unroll") for (int j = 0; j < VEC; j++)
+		{
+			if (r + j < N_Q_HEADS && corr[j] != 1.0f) {
+				_Pragma("unroll") for (int i = 0; i < NV; i++) acc[(r + j) * NV + i] *=
+					corr[j];
+			}
+		}
+	}
+}
+
+/* acc_g += sum_t p[t][row0 + g] v_t for the GROUP_SIZE heads of one KV head. */
+static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __global kv_t *next,
+				      const int valid, float sct[][NQP], const int row0, vecf *acc)
+{
+	for (int h0 = 0; h0 < GROUP_SIZE; h0 += AC_HEADS) {
+		for (int i0 = 0; i0 < NV; i0 += AC_VECS) {
+			vecf a[AC_HEADS][AC_VECS];
+
+			_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
+			{
+				_Pragma("unroll") for (int j = 0; j < AC_VECS; j++) a[h][j] =
+					h0 + h < GROUP_SIZE && i0 + j < NV ?
+						acc[(h0 + h) * NV + i0 + j] :
+						(vecf)(0.0f);
+			}
+			_Pragma("unroll 1") for (int t = 0; t < BLOCK_SIZE; t++) {
+				vecf v[AC_VECS];
+
+				/* Each pass prefetches the slices of the next tile it would read. */
+				if (h0 == 0 && next) {
+					_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
+					{
+						if (i0 + j < NV)
+							PREFETCH_SLICE(next + t * HEAD_DIM, i0 + j);
+					}
+				}
+				_Pragma("unroll") for (int j = 0; j < AC_VECS; j++) v[j] =
+					i0 + j < NV ? VLOADKV(i0 + j, vt + ROW(t, valid) * HEAD_DIM) :
+						      (vecf)(0.0f);
+				_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
+				{
+					if (h0 + h < GROUP_SIZE) {
+						const vecf p = (vecf)(sct[t][row0 + h0 + h]);
+
+						_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
+							a[h][j] = fma(p, v[j], a[h][j]);
+					}
+				}
+			}
+			_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
+			{
+				_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
+				{
+					if (h0 + h < GROUP_SIZE && i0 + j < NV)
+						acc[(h0 + h) * NV + i0 + j] = a[h][j];
+				}
+			}
+		}
+	}
+}
+#else
+#define DECODE_BLOCKED 0
+#endif
+
 DEFINE_TILE_SCORES(decode_scores, GROUP_SIZE, 0)
 DEFINE_SOFTMAX_UPDATE(decode_softmax, N_Q_HEADS)
 DEFINE_TILE_ACCUMULATE(decode_accumulate, GROUP_SIZE)
@@ -450,9 +678,14 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		return;
 	const uint end_block = min(first_block + split_blocks, seq_blocks);
 
+#if DECODE_BLOCKED
+#define N_ROWS NQP
+#else
+#define N_ROWS N_Q_HEADS
+#endif
 	vecf qv[N_Q_HEADS * NV];
 	vecf acc[N_Q_HEADS * NV];
-	float m[N_Q_HEADS], l[N_Q_HEADS];
+	float m[N_ROWS], l[N_ROWS];
 	const float qscale = scale * M_LOG2E_F;
 	const __global float *qseq = q + (ulong)seq * N_Q_HEADS * HEAD_DIM;
 
@@ -462,33 +695,54 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 			qv[h * NV + i] = VLOADF(i, qseq + h * HEAD_DIM) * qscale;
 			acc[h * NV + i] = (vecf)(0.0f);
 		}
+	}
+	for (int h = 0; h < N_ROWS; h++) {
 		m[h] = -INFINITY;
 		l[h] = 0.0f;
 	}
 
 	const ulong layer_off = (ulong)layer * 2 * N_KV_HEADS * TILE_ELEMS;
 	const __global int *table = tables + (ulong)seq * table_stride;
+#if DECODE_BLOCKED
+	/* Scores transposed, [slot][query head]; padding heads hold finite numbers. */
+	float sct[BLOCK_SIZE][NQP];
+
+	for (int t = 0; t < BLOCK_SIZE; t++) {
+		for (int h = N_Q_HEADS; h < NQP; h++)
+			sct[t][h] = 0.0f;
+	}
+#endif
 
 	for (uint blk = first_block; blk < end_block; blk++) {
 		const __global kv_t *kl = arena + (ulong)table[blk] * block_elems + layer_off;
 		const int valid = min(BLOCK_SIZE, len - (int)(blk * BLOCK_SIZE));
-
-		float sc[N_Q_HEADS][BLOCK_SIZE];
-
 		const __global kv_t *next_kl =
 			blk + 1 < end_block
 				? arena + (ulong)table[blk + 1] * block_elems + layer_off
 				: 0;
 
 		/* All K tiles of the layer, then all V tiles: two sequential runs. */
+#if DECODE_BLOCKED
+		for (int h = 0; h < N_KV_HEADS; h++)
+			decode_scores_blocked(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid,
+					      qv + h * GROUP_SIZE * NV, sct, h * GROUP_SIZE);
+		decode_softmax_blocked(sct, acc, m, l);
+		for (int h = 0; h < N_KV_HEADS; h++)
+			decode_accumulate_blocked(kl + (N_KV_HEADS + h) * TILE_ELEMS,
+						  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid, sct,
+						  h * GROUP_SIZE, acc + h * GROUP_SIZE * NV);
+#else
+		float sc[N_Q_HEADS][BLOCK_SIZE];
+
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_scores(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid, 0, 0,
 				      qv + h * GROUP_SIZE * NV, sc + h * GROUP_SIZE);
 		decode_softmax(sc, acc, m, l);
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_accumulate(kl + (N_KV_HEADS + h) * TILE_ELEMS,
-					  tile_ahead(kl, next_kl, N_KV_HEADS + h),
-					  valid, sc + h * GROUP_SIZE, acc + h * GROUP_SIZE * NV);
+					  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid,
+					  sc + h * GROUP_SIZE, acc + h * GROUP_SIZE * NV);
+#endif
 	}
 
 	const ulong row0 = ((ulong)seq * n_splits + split) * N_Q_HEADS;
