@@ -121,6 +121,7 @@ int kvfpga_kvcache_create(struct kvfpga_device *dev, const struct kvfpga_kvcache
 	kc->dev = dev;
 	kc->lay = lay;
 	kc->flags = cfg->flags;
+	kc->half = kvfh_ops_best();
 	kc->bs_shift = (uint32_t)__builtin_ctz(lay.block_size);
 
 	/* One bucket per block (a power of two): published blocks never exceed n. */
@@ -270,72 +271,15 @@ static uint64_t parent_hash_of(const struct kvfpga_kvcache *kc, int32_t parent)
 
 /* ---- binary16 ---- */
 
+/* The public names of the library's one conversion (lib/half.c). */
 uint16_t kvfpga_kvcache_f16_from_f32(float value)
 {
-	uint32_t x, sign;
-	uint16_t h;
-
-	memcpy(&x, &value, sizeof(x));
-	sign = (x >> 16) & 0x8000u;
-	x &= 0x7fffffffu;
-	if (x >= 0x47800000u) {
-		/* >= 2^16 (beyond the rounding range of 65504), Inf or NaN. */
-		if (x > 0x7f800000u)
-			h = (uint16_t)(0x7e00u |
-			               ((x >> 13) & 0x3ffu)); /* quiet NaN, keep payload */
-		else
-			h = 0x7c00u;
-	} else if (x < 0x38800000u) {
-		/*
-		 * Below 2^-14: a subnormal half, m * 2^-24.  Shift the full
-		 * 24-bit significand right and round to nearest even by hand.
-		 */
-		uint32_t exp = x >> 23;
-		uint32_t mant = (x & 0x7fffffu) | (exp ? 0x800000u : 0);
-		uint32_t shift = 126 - exp; /* value = mant * 2^(exp-150) -> units of 2^-24 */
-
-		if (!exp)
-			shift = 125; /* float subnormals: mant * 2^-149 */
-		if (shift > 31) {
-			h = 0;
-		} else {
-			uint32_t q = mant >> shift;
-			uint32_t rem = mant & ((1u << shift) - 1);
-			uint32_t half = 1u << (shift - 1);
-
-			if (rem > half || (rem == half && (q & 1)))
-				q++;
-			h = (uint16_t)q; /* may carry into the smallest normal: still right */
-		}
-	} else {
-		/* Normal: rebias the exponent, round the 13 dropped bits to nearest even. */
-		uint32_t odd = (x >> 13) & 1u;
-
-		x += 0xc8000fffu + odd;  /* (15 - 127) << 23, plus the rounding bias */
-		h = (uint16_t)(x >> 13); /* a carry into exponent 31 gives Inf */
-	}
-	return (uint16_t)(h | sign);
+	return kvfh_f32_to_f16(value);
 }
 
 float kvfpga_kvcache_f16_to_f32(uint16_t half)
 {
-	uint32_t sign = (uint32_t)(half & 0x8000u) << 16;
-	uint32_t exp = (half >> 10) & 0x1fu;
-	uint32_t mant = half & 0x3ffu;
-	uint32_t x;
-	float f;
-
-	if (exp == 0) {
-		/* Zero or subnormal: mant * 2^-24 is exact in binary32. */
-		f = (float)mant * 0x1p-24f;
-		return sign ? -f : f;
-	}
-	if (exp == 31)
-		x = sign | 0x7f800000u | (mant << 13);
-	else
-		x = sign | ((exp + 112) << 23) | (mant << 13);
-	memcpy(&f, &x, sizeof(f));
-	return f;
+	return kvfh_f16_to_f32(half);
 }
 
 /* ---- block pool ---- */

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "half_internal.h"
 #include "kvfpga/kvcache.h"
 
 enum kvc_state {
@@ -35,7 +36,8 @@ struct kvfpga_kvcache {
 	uint64_t bo_size;
 	struct kvfpga_kvcache_layout lay;
 	uint32_t flags;
-	uint32_t bs_shift; /* log2(block_size) */
+	uint32_t bs_shift;           /* log2(block_size) */
+	const struct kvfh_ops *half; /* f16 row conversion for this CPU, chosen at creation */
 
 	struct kvc_block *blocks;
 	int32_t *tokens; /* [n_blocks][block_size] token ids */

@@ -237,13 +237,8 @@ static void store_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t laye
 	} else {
 		uint16_t *dst = (uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
 
-		for (uint32_t h = 0; h < l->n_kv_heads; h++) {
-			uint16_t *d = dst + h * l->head_stride;
-			const float *s = row + (size_t)h * hd;
-
-			for (uint32_t i = 0; i < hd; i++)
-				d[i] = kvfpga_kvcache_f16_from_f32(s[i]);
-		}
+		for (uint32_t h = 0; h < l->n_kv_heads; h++)
+			kc->half->f32_to_f16(row + (size_t)h * hd, dst + h * l->head_stride, hd);
 	}
 }
 
@@ -272,13 +267,8 @@ static void load_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer
 	} else {
 		const uint16_t *src = (const uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
 
-		for (uint32_t h = 0; h < l->n_kv_heads; h++) {
-			const uint16_t *s = src + h * l->head_stride;
-			float *d = row + (size_t)h * hd;
-
-			for (uint32_t i = 0; i < hd; i++)
-				d[i] = kvfpga_kvcache_f16_to_f32(s[i]);
-		}
+		for (uint32_t h = 0; h < l->n_kv_heads; h++)
+			kc->half->f16_to_f32(src + h * l->head_stride, row + (size_t)h * hd, hd);
 	}
 }
 
