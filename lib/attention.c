@@ -345,7 +345,7 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	size_t q_bytes, table_bytes, lens_bytes, ml_bytes, o_bytes;
 	cl_mem part_o;
 	cl_uint layer, table_stride, n_splits_u, split_blocks_u;
-	cl_ulong block_elems;
+	cl_ulong block_elems, scale_offset;
 	int ret;
 
 	if (!job || !arena || !b)
@@ -404,6 +404,7 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	part_o = n_splits > 1 ? job->part_o.mem : job->out.mem;
 	layer = b->layer;
 	block_elems = a->block_elems;
+	scale_offset = a->scale_offset;
 	table_stride = max_blocks;
 	split_blocks_u = split_blocks;
 	n_splits_u = n_splits;
@@ -415,6 +416,7 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 			{ sizeof(cl_uint), &layer },          { sizeof(cl_ulong), &block_elems },
 			{ sizeof(cl_uint), &table_stride },   { sizeof(cl_uint), &split_blocks_u },
 			{ sizeof(cl_uint), &n_splits_u },     { sizeof(float), &b->scale },
+			{ sizeof(cl_ulong), &scale_offset },
 		};
 
 		ret = set_args(job, job->k_partial, "kvfpga_decode_partial", args,
@@ -468,7 +470,7 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 	uint32_t n_blocks, n_tiles;
 	size_t q_bytes, table_bytes;
 	cl_uint layer, start_pos, n_tokens;
-	cl_ulong block_elems;
+	cl_ulong block_elems, scale_offset;
 	int ret;
 
 	if (!job || !arena || !c)
@@ -504,6 +506,7 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 
 	layer = c->layer;
 	block_elems = a->block_elems;
+	scale_offset = a->scale_offset;
 	start_pos = c->start_pos;
 	n_tokens = c->n_tokens;
 	{
@@ -512,7 +515,7 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 			{ sizeof(cl_mem), &job->tables.mem }, { sizeof(cl_mem), &job->out.mem },
 			{ sizeof(cl_uint), &layer },          { sizeof(cl_ulong), &block_elems },
 			{ sizeof(cl_uint), &start_pos },      { sizeof(cl_uint), &n_tokens },
-			{ sizeof(float), &c->scale },
+			{ sizeof(float), &c->scale },         { sizeof(cl_ulong), &scale_offset },
 		};
 
 		ret = set_args(job, job->k_prefill, "kvfpga_prefill", args,

@@ -145,18 +145,34 @@ int kvf_check_prefill(const struct kvfpga_attn_shape *shape, uint64_t arena_bloc
 	                   arena_blocks, "prefill chunk", msg, len);
 }
 
+/* Where blocks and their int8 scales are (see kvf_shape_check). */
+struct ref_layout {
+	uint64_t block_elems;
+	uint64_t scale_offset;
+};
+
 /* Element (layer, kv, head, position) row of the arena, widened to float. */
 static void load_row(const struct kvfpga_attn_shape *s, const unsigned char *arena,
-                     uint64_t block_elems, const int32_t *table, uint32_t layer, int kv,
+                     const struct ref_layout *lay, const int32_t *table, uint32_t layer, int kv,
                      uint32_t head, uint32_t pos, float *row)
 {
-	uint64_t off =
-	        (uint64_t)table[pos / s->block_size] * block_elems +
-	        ((((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) * s->block_size +
-	         pos % s->block_size) *
-	                s->head_dim;
+	uint64_t block = (uint64_t)table[pos / s->block_size] * lay->block_elems;
+	uint64_t off = block + ((((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) *
+	                                s->block_size +
+	                        pos % s->block_size) *
+	                               s->head_dim;
 
-	if (s->kv_dtype == KVFPGA_KV_F16) {
+	if (s->kv_dtype == KVFPGA_KV_I8) {
+		float scale;
+
+		/* int8 elements are bytes: element offsets are byte offsets. */
+		memcpy(&scale,
+		       arena + block + lay->scale_offset +
+		               (((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) * 4,
+		       sizeof(scale));
+		for (uint32_t d = 0; d < s->head_dim; d++)
+			row[d] = (float)(int8_t)arena[off + d] * scale;
+	} else if (s->kv_dtype == KVFPGA_KV_F16) {
 		for (uint32_t d = 0; d < s->head_dim; d++) {
 			uint16_t h;
 
@@ -170,8 +186,8 @@ static void load_row(const struct kvfpga_attn_shape *s, const unsigned char *are
 
 /* One query row against positions 0..n_ctx-1, online softmax in double. */
 static void attend(const struct kvfpga_attn_shape *s, const unsigned char *arena,
-                   uint64_t block_elems, const int32_t *table, uint32_t layer, uint32_t kv_head,
-                   uint32_t n_ctx, const float *q, float scale, float *out)
+                   const struct ref_layout *lay, const int32_t *table, uint32_t layer,
+                   uint32_t kv_head, uint32_t n_ctx, const float *q, float scale, float *out)
 {
 	double acc[KVF_MAX_HEAD_DIM];
 	float k[KVF_MAX_HEAD_DIM], v[KVF_MAX_HEAD_DIM];
@@ -181,8 +197,8 @@ static void attend(const struct kvfpga_attn_shape *s, const unsigned char *arena
 	for (uint32_t p = 0; p < n_ctx; p++) {
 		double dot = 0.0, m_new, corr, w;
 
-		load_row(s, arena, block_elems, table, layer, 0, kv_head, p, k);
-		load_row(s, arena, block_elems, table, layer, 1, kv_head, p, v);
+		load_row(s, arena, lay, table, layer, 0, kv_head, p, k);
+		load_row(s, arena, lay, table, layer, 1, kv_head, p, v);
 		for (uint32_t d = 0; d < s->head_dim; d++)
 			dot += (double)q[d] * k[d];
 		dot *= scale;
@@ -201,11 +217,12 @@ static void attend(const struct kvfpga_attn_shape *s, const unsigned char *arena
 int kvfpga_attn_reference_decode(const struct kvfpga_attn_shape *shape, const void *arena_base,
                                  uint64_t arena_size, const struct kvfpga_decode_batch *batch)
 {
-	uint64_t block_elems, block_bytes;
+	struct ref_layout lay;
+	uint64_t block_bytes;
 	uint32_t group;
 	int ret;
 
-	ret = kvf_shape_check(shape, &group, &block_elems, &block_bytes);
+	ret = kvf_shape_check(shape, &group, &lay.block_elems, &block_bytes, &lay.scale_offset);
 	if (ret || !arena_base)
 		return -EINVAL;
 	ret = kvf_check_decode(shape, arena_size / block_bytes, batch, NULL, NULL, 0);
@@ -215,7 +232,7 @@ int kvfpga_attn_reference_decode(const struct kvfpga_attn_shape *shape, const vo
 		for (uint32_t h = 0; h < shape->n_q_heads; h++) {
 			size_t row = ((size_t)s * shape->n_q_heads + h) * shape->head_dim;
 
-			attend(shape, arena_base, block_elems, batch->block_tables[s], batch->layer,
+			attend(shape, arena_base, &lay, batch->block_tables[s], batch->layer,
 			       h / group, batch->seq_lens[s], batch->q + row, batch->scale,
 			       batch->out + row);
 		}
@@ -226,11 +243,12 @@ int kvfpga_attn_reference_decode(const struct kvfpga_attn_shape *shape, const vo
 int kvfpga_attn_reference_prefill(const struct kvfpga_attn_shape *shape, const void *arena_base,
                                   uint64_t arena_size, const struct kvfpga_prefill_chunk *chunk)
 {
-	uint64_t block_elems, block_bytes;
+	struct ref_layout lay;
+	uint64_t block_bytes;
 	uint32_t group;
 	int ret;
 
-	ret = kvf_shape_check(shape, &group, &block_elems, &block_bytes);
+	ret = kvf_shape_check(shape, &group, &lay.block_elems, &block_bytes, &lay.scale_offset);
 	if (ret || !arena_base)
 		return -EINVAL;
 	ret = kvf_check_prefill(shape, arena_size / block_bytes, chunk, NULL, 0);
@@ -240,8 +258,8 @@ int kvfpga_attn_reference_prefill(const struct kvfpga_attn_shape *shape, const v
 		for (uint32_t h = 0; h < shape->n_q_heads; h++) {
 			size_t row = ((size_t)t * shape->n_q_heads + h) * shape->head_dim;
 
-			attend(shape, arena_base, block_elems, chunk->block_table, chunk->layer,
-			       h / group, chunk->start_pos + t + 1, chunk->q + row, chunk->scale,
+			attend(shape, arena_base, &lay, chunk->block_table, chunk->layer, h / group,
+			       chunk->start_pos + t + 1, chunk->q + row, chunk->scale,
 			       chunk->out + row);
 		}
 	}

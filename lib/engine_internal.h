@@ -15,7 +15,7 @@
 #define KVF_HIDDEN __attribute__((visibility("hidden")))
 
 /* Must match KVFPGA_KERNEL_ABI and kvfpga_build_info() in the .cl file. */
-#define KVF_KERNEL_ABI   1u
+#define KVF_KERNEL_ABI   2u
 #define KVF_INFO_MAGIC   0x6b766661u
 #define KVF_INFO_WORDS   9
 #define KVF_MAX_HEAD_DIM 512u
@@ -52,7 +52,8 @@ struct kvfpga_attn {
 	uint32_t prefill_rows;
 	uint32_t prefill_tokens; /* new tokens per prefill work-group */
 	uint64_t block_bytes;
-	uint64_t block_elems;
+	uint64_t block_elems;  /* block_bytes / element size: a block's stride in elements */
+	uint64_t scale_offset; /* int8: byte offset of a block's scales; else 0 */
 	cl_program program;
 	struct kvfpga_attn_info info;
 };
@@ -117,7 +118,8 @@ KVF_HIDDEN int kvf_xclbin_check(const unsigned char *data, size_t len,
 
 /* Checks a shape and fills the derived sizes (no OpenCL). */
 KVF_HIDDEN int kvf_shape_check(const struct kvfpga_attn_shape *shape, uint32_t *group,
-                               uint64_t *block_elems, uint64_t *block_bytes);
+                               uint64_t *block_elems, uint64_t *block_bytes,
+                               uint64_t *scale_offset);
 /* Bytes of one element of the dtype. */
 KVF_HIDDEN uint32_t kvf_dtype_size(enum kvfpga_kv_dtype dtype);
 

@@ -16,28 +16,48 @@
 
 uint32_t kvf_dtype_size(enum kvfpga_kv_dtype dtype)
 {
-	return dtype == KVFPGA_KV_F16 ? 2 : 4;
+	return dtype == KVFPGA_KV_I8 ? 1 : dtype == KVFPGA_KV_F16 ? 2 : 4;
 }
 
-int kvf_shape_check(const struct kvfpga_attn_shape *s, uint32_t *group, uint64_t *block_elems,
-                    uint64_t *block_bytes)
+static const char *dtype_name(enum kvfpga_kv_dtype dtype)
 {
-	uint64_t elems;
+	return dtype == KVFPGA_KV_I8 ? "i8" : dtype == KVFPGA_KV_F16 ? "f16" : "f32";
+}
+
+#define ALIGN16(x) (((x) + 15) & ~(uint64_t)15)
+
+/*
+ * A block is [layer][K/V][kv_head][slot][head_dim] elements; int8 adds a
+ * float scale per (layer, K/V, kv_head) at a 16-byte aligned offset after
+ * the data, and the block is rounded up to 16 bytes (the KV cache's layout).
+ */
+int kvf_shape_check(const struct kvfpga_attn_shape *s, uint32_t *group, uint64_t *block_elems,
+                    uint64_t *block_bytes, uint64_t *scale_offset)
+{
+	uint64_t elems, bytes, scales = 0;
 
 	if (!s || s->n_layers == 0 || s->n_layers > KVF_MAX_LAYERS || s->n_q_heads == 0 ||
 	    s->n_kv_heads == 0 || s->n_q_heads % s->n_kv_heads || s->head_dim == 0 ||
 	    s->head_dim % 4 || s->head_dim > KVF_MAX_HEAD_DIM || s->block_size == 0 ||
 	    s->block_size > KVF_MAX_BLOCK || (s->block_size & (s->block_size - 1)) ||
-	    (s->kv_dtype != KVFPGA_KV_F32 && s->kv_dtype != KVFPGA_KV_F16) ||
+	    (s->kv_dtype != KVFPGA_KV_F32 && s->kv_dtype != KVFPGA_KV_F16 &&
+	     s->kv_dtype != KVFPGA_KV_I8) ||
 	    (uint64_t)s->n_q_heads * s->head_dim > KVF_MAX_Q_ELEMS)
 		return -EINVAL;
 	elems = (uint64_t)s->n_layers * 2 * s->n_kv_heads * s->block_size * s->head_dim;
+	bytes = elems * kvf_dtype_size(s->kv_dtype);
+	if (s->kv_dtype == KVFPGA_KV_I8) {
+		scales = ALIGN16(bytes);
+		bytes = ALIGN16(scales + 4ull * s->n_layers * 2 * s->n_kv_heads);
+	}
 	if (group)
 		*group = s->n_q_heads / s->n_kv_heads;
 	if (block_elems)
-		*block_elems = elems;
+		*block_elems = bytes / kvf_dtype_size(s->kv_dtype);
 	if (block_bytes)
-		*block_bytes = elems * kvf_dtype_size(s->kv_dtype);
+		*block_bytes = bytes;
+	if (scale_offset)
+		*scale_offset = scales;
 	return 0;
 }
 
@@ -45,7 +65,7 @@ int kvfpga_attn_shape_block_bytes(const struct kvfpga_attn_shape *shape, uint64_
 {
 	if (!block_bytes)
 		return -EINVAL;
-	return kvf_shape_check(shape, NULL, NULL, block_bytes);
+	return kvf_shape_check(shape, NULL, NULL, block_bytes, NULL);
 }
 
 static uint32_t pick_vec(uint32_t head_dim)
@@ -64,7 +84,7 @@ static uint32_t pick_prefill_rows(uint32_t head_dim)
 static void shape_tag(const struct kvfpga_attn *a, char *buf, size_t len)
 {
 	snprintf(buf, len, "h%u-b%u-kv%u-g%u-%s", a->shape.head_dim, a->shape.block_size,
-	         a->shape.n_kv_heads, a->group, a->shape.kv_dtype == KVFPGA_KV_F16 ? "f16" : "f32");
+	         a->shape.n_kv_heads, a->group, dtype_name(a->shape.kv_dtype));
 }
 
 static int cpu_tuned(const struct kvfpga_engine *e)
@@ -78,10 +98,10 @@ static void build_options(const struct kvfpga_attn *a, char *buf, size_t len)
 {
 	snprintf(buf, len,
 	         "-cl-std=CL1.2 -DHEAD_DIM=%u -DBLOCK_SIZE=%u -DN_KV_HEADS=%u -DGROUP_SIZE=%u "
-	         "-DKV_F16=%d -DVEC=%u -DPREFILL_ROWS=%u%s",
+	         "-DKV_F16=%d -DKV_I8=%d -DVEC=%u -DPREFILL_ROWS=%u%s",
 	         a->shape.head_dim, a->shape.block_size, a->shape.n_kv_heads, a->group,
-	         a->shape.kv_dtype == KVFPGA_KV_F16, a->vec, a->prefill_rows,
-	         cpu_tuned(a->engine) ? " -DKVFPGA_CPU=1" : "");
+	         a->shape.kv_dtype == KVFPGA_KV_F16, a->shape.kv_dtype == KVFPGA_KV_I8, a->vec,
+	         a->prefill_rows, cpu_tuned(a->engine) ? " -DKVFPGA_CPU=1" : "");
 }
 
 /* The build log's first lines, flattened onto one line. */
@@ -244,16 +264,17 @@ static int check_build_info(struct kvfpga_attn *a, cl_program prog, const char *
 	if (info[0] != KVF_INFO_MAGIC || info[1] != KVF_KERNEL_ABI ||
 	    info[2] != a->shape.head_dim || info[3] != a->shape.block_size ||
 	    info[4] != a->shape.n_kv_heads || info[5] != a->group ||
-	    info[6] != (a->shape.kv_dtype == KVFPGA_KV_F16) ||
+	    info[6] != (cl_uint)a->shape.kv_dtype ||
 	    (info[7] != 4 && info[7] != 8 && info[7] != 16) || a->shape.head_dim % info[7] ||
 	    info[8] == 0 || info[8] > 64) {
-		ret = kvf_fail(msg, len, -ENOEXEC,
-		               "%s was built for abi %u head_dim %u block_size %u n_kv_heads %u "
-		               "group %u f16 %u, the model needs abi %u head_dim %u block_size %u "
-		               "n_kv_heads %u group %u f16 %d",
-		               what, info[1], info[2], info[3], info[4], info[5], info[6],
-		               KVF_KERNEL_ABI, a->shape.head_dim, a->shape.block_size,
-		               a->shape.n_kv_heads, a->group, a->shape.kv_dtype == KVFPGA_KV_F16);
+		ret = kvf_fail(
+		        msg, len, -ENOEXEC,
+		        "%s was built for abi %u head_dim %u block_size %u n_kv_heads %u "
+		        "group %u dtype %u, the model needs abi %u head_dim %u block_size %u "
+		        "n_kv_heads %u group %u dtype %u (%s)",
+		        what, info[1], info[2], info[3], info[4], info[5], info[6], KVF_KERNEL_ABI,
+		        a->shape.head_dim, a->shape.block_size, a->shape.n_kv_heads, a->group,
+		        (unsigned)a->shape.kv_dtype, dtype_name(a->shape.kv_dtype));
 		goto out;
 	}
 	a->vec = info[7];
@@ -422,7 +443,7 @@ int kvfpga_attn_create(struct kvfpga_engine *engine, const struct kvfpga_attn_sh
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	ret = kvf_shape_check(shape, &a->group, &a->block_elems, &a->block_bytes);
+	ret = kvf_shape_check(shape, &a->group, &a->block_elems, &a->block_bytes, &a->scale_offset);
 	if (ret) {
 		free(a);
 		kvf_engine_set_error(engine, "unsupported attention shape");

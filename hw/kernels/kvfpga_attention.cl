@@ -16,6 +16,9 @@
  *   N_KV_HEADS    KV heads per layer
  *   GROUP_SIZE    query heads per KV head (1 = MHA, N_Q_HEADS = MQA)
  *   KV_F16        1: K/V are IEEE binary16 (read with vload_half), 0: float
+ *   KV_I8         1: K/V are int8 with one float scale per (block, layer,
+ *                 K/V, KV head), stored after the block's data at byte
+ *                 scale_offset (the KV cache's int8 layout); value = q * scale
  *   VEC           vector width of the head-dim loops: 4, 8 or 16
  *   PREFILL_ROWS  query rows (tokens x GROUP_SIZE) per prefill work-group
  *
@@ -46,6 +49,14 @@
 #ifndef KV_F16
 #define KV_F16 0
 #endif
+#ifndef KV_I8
+#define KV_I8 0
+#endif
+#if KV_F16 && KV_I8
+#error "KV_F16 and KV_I8 exclude each other"
+#endif
+/* The dtype code of the library's kvfpga_kv_dtype (reported by kvfpga_build_info). */
+#define KV_DTYPE (KV_I8 ? 3 : KV_F16 ? 2 : 1)
 #ifndef VEC
 #if HEAD_DIM % 16 == 0
 #define VEC 16
@@ -60,7 +71,7 @@
 #endif
 
 /* Bumped when a kernel signature or the partial-result layout changes. */
-#define KVFPGA_KERNEL_ABI 1
+#define KVFPGA_KERNEL_ABI 2
 
 #if HEAD_DIM % VEC != 0
 #error "HEAD_DIM must be a multiple of VEC"
@@ -93,9 +104,33 @@ typedef float4 vecf;
 #if KV_F16
 typedef half kv_t;
 #define VLOADKV(i, p) VLOADH((i), (p))
+#elif KV_I8
+typedef char kv_t;
+#if VEC == 16
+#define VLOADKV(i, p) convert_float16(vload16((i), (p)))
+#elif VEC == 8
+#define VLOADKV(i, p) convert_float8(vload8((i), (p)))
+#else
+#define VLOADKV(i, p) convert_float4(vload4((i), (p)))
+#endif
 #else
 typedef float kv_t;
 #define VLOADKV(i, p) VLOADF((i), (p))
+#endif
+
+/*
+ * int8 scales: the float scale of (layer, kv, head) in the block that starts
+ * at `blk`; K's scale multiplies the scores, V's the probabilities.  Other
+ * types have no scale and the multiplications compile away.
+ */
+#if KV_I8
+#define KV_SCALE(blk, layer, kv, head)                                                             \
+	(((const __global float *)((const __global char *)(blk) + scale_offset))                   \
+		 [((layer) * 2 + (kv)) * N_KV_HEADS + (head)])
+#define SCALED(x, s) ((x) * (s))
+#else
+#define KV_SCALE(blk, layer, kv, head) 1.0f
+#define SCALED(x, s) (x)
 #endif
 
 #if PREFILL_ROWS >= GROUP_SIZE
@@ -151,7 +186,7 @@ typedef float kv_t;
 	do {                                                                                       \
 	} while (0)
 #endif
-#define IN_PLACE(ROWS) (CPU_TUNED && (!KV_F16 || (ROWS) == 1))
+#define IN_PLACE(ROWS) (CPU_TUNED && (!(KV_F16 || KV_I8) || (ROWS) == 1))
 
 /* Score vectors: SVEC lanes of one block's scores per step. */
 #if BLOCK_SIZE >= 16
@@ -363,7 +398,8 @@ static float8 reduce8(const float8 *d)
 			int16 keep = slot < valid;                                                 \
 			if (CAUSAL)                                                                \
 				keep &= kpos0 + slot <= qpos[r];                                   \
-			vstore16(select((float16)(-INFINITY), reduce16(d), keep), c, sc[r]);       \
+			vstore16(select((float16)(-INFINITY), SCALED(reduce16(d), kscale), keep), c,  \
+				 sc[r]);                                                           \
 		}                                                                                  \
 	}
 #else
@@ -376,7 +412,7 @@ static float8 reduce8(const float8 *d)
 			_Pragma("unroll") for (int i = 1; i < NV; i++) d =                         \
 				fma(qv[r * NV + i], KV_AT(ROWS, tile, kt, valid, t, i), d);        \
 			const int keep = t < valid && (!(CAUSAL) || kpos0 + t <= qpos[r]);         \
-			sc[r][t] = keep ? HSUM(d) : -INFINITY;                                     \
+			sc[r][t] = keep ? SCALED(HSUM(d), kscale) : -INFINITY;                    \
 		}                                                                                  \
 	}
 #endif
@@ -384,7 +420,7 @@ static float8 reduce8(const float8 *d)
 #define DEFINE_TILE_SCORES(name, ROWS, CAUSAL)                                                      \
 	static void name(const __global kv_t *restrict kt, const __global kv_t *next,              \
 			 const int valid, const int kpos0, const int *qpos, const vecf *qv,         \
-			 float sc[][BLOCK_SIZE])                                                    \
+			 const float kscale, float sc[][BLOCK_SIZE])                                \
 	{                                                                                          \
 		vecf tile[IN_PLACE(ROWS) ? 1 : BLOCK_SIZE][NV];                                    \
 		COPY_TILE(ROWS, tile, kt, valid)                                                   \
@@ -419,7 +455,7 @@ static float8 reduce8(const float8 *d)
 
 #define DEFINE_TILE_ACCUMULATE(name, ROWS)                                                          \
 	static void name(const __global kv_t *restrict vt, const __global kv_t *next,              \
-			 const int valid, float sc[][BLOCK_SIZE], vecf *acc)                        \
+			 const int valid, const float vscale, float sc[][BLOCK_SIZE], vecf *acc)    \
 	{                                                                                          \
 		vecf tile[IN_PLACE(ROWS) ? 1 : BLOCK_SIZE][NV];                                    \
 		COPY_TILE(ROWS, tile, vt, valid)                                                   \
@@ -429,7 +465,7 @@ static float8 reduce8(const float8 *d)
 			for (int t = 0; t < BLOCK_SIZE; t++) {                                     \
 				if (r == 0 && next)                                                \
 					PREFETCH_ROW(next + t * HEAD_DIM);                         \
-				const vecf p = (vecf)(sc[r][t]);                                   \
+				const vecf p = (vecf)(SCALED(sc[r][t], vscale));                   \
 				_Pragma("unroll") for (int i = 0; i < NV; i++) a[i] =              \
 					fma(p, KV_AT(ROWS, tile, vt, valid, t, i), a[i]);          \
 			}                                                                          \
@@ -482,7 +518,8 @@ typedef int8 veci;
 
 /* sct[t][row0 + g] = q_g . k_t for the GROUP_SIZE heads of one KV head. */
 static void decode_scores_blocked(const __global kv_t *restrict kt, const __global kv_t *next,
-				  const int valid, const vecf *qv, float sct[][NQP], const int row0)
+				  const int valid, const vecf *qv, const float kscale, float sct[][NQP],
+				  const int row0)
 {
 	const veci lane_tok = LANES / SC_HEADS;
 
@@ -534,7 +571,7 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 			}
 #endif
 			const veci keep = c * SC_TOKS + lane_tok < valid;
-			VSTOREF(select((vecf)(-INFINITY), REDUCE(d), keep), 0, s);
+			VSTOREF(select((vecf)(-INFINITY), SCALED(REDUCE(d), kscale), keep), 0, s);
 			_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++)
 			{
 				_Pragma("unroll") for (int h = 0; h < SC_HEADS; h++)
@@ -586,7 +623,8 @@ static void decode_softmax_blocked(float sct[][NQP], vecf *acc, float *m, float 
 
 /* acc_g += sum_t p[t][row0 + g] v_t for the GROUP_SIZE heads of one KV head. */
 static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __global kv_t *next,
-				      const int valid, float sct[][NQP], const int row0, vecf *acc)
+				      const int valid, const float vscale, float sct[][NQP],
+				      const int row0, vecf *acc)
 {
 	for (int h0 = 0; h0 < GROUP_SIZE; h0 += AC_HEADS) {
 		for (int i0 = 0; i0 < NV; i0 += AC_VECS) {
@@ -616,7 +654,7 @@ static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __
 				_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
 				{
 					if (h0 + h < GROUP_SIZE) {
-						const vecf p = (vecf)(sct[t][row0 + h0 + h]);
+						const vecf p = (vecf)(SCALED(sct[t][row0 + h0 + h], vscale));
 
 						_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
 							a[h][j] = fma(p, v[j], a[h][j]);
@@ -683,7 +721,8 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		      const __global int *restrict tables, const __global int *restrict seq_lens,
 		      __global float *restrict part_o, __global float *restrict part_ml,
 		      const uint layer, const ulong block_elems, const uint table_stride,
-		      const uint split_blocks, const uint n_splits, const float scale)
+		      const uint split_blocks, const uint n_splits, const float scale,
+		      const ulong scale_offset)
 {
 	const uint split = get_global_id(0);
 	const uint seq = get_global_id(1);
@@ -731,7 +770,8 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 #endif
 
 	for (uint blk = first_block; blk < end_block; blk++) {
-		const __global kv_t *kl = arena + (ulong)table[blk] * block_elems + layer_off;
+		const __global kv_t *kb = arena + (ulong)table[blk] * block_elems;
+		const __global kv_t *kl = kb + layer_off;
 		const int valid = min(BLOCK_SIZE, len - (int)(blk * BLOCK_SIZE));
 		const __global kv_t *next_kl =
 			blk + 1 < end_block
@@ -742,23 +782,27 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 #if DECODE_BLOCKED
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_scores_blocked(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid,
-					      qv + h * GROUP_SIZE * NV, sct, h * GROUP_SIZE);
+					      qv + h * GROUP_SIZE * NV, KV_SCALE(kb, layer, 0, h), sct,
+					      h * GROUP_SIZE);
 		decode_softmax_blocked(sct, acc, m, l);
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_accumulate_blocked(kl + (N_KV_HEADS + h) * TILE_ELEMS,
-						  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid, sct,
-						  h * GROUP_SIZE, acc + h * GROUP_SIZE * NV);
+						  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid,
+						  KV_SCALE(kb, layer, 1, h), sct, h * GROUP_SIZE,
+						  acc + h * GROUP_SIZE * NV);
 #else
 		float sc[N_Q_HEADS][BLOCK_SIZE];
 
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_scores(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid, 0, 0,
-				      qv + h * GROUP_SIZE * NV, sc + h * GROUP_SIZE);
+				      qv + h * GROUP_SIZE * NV, KV_SCALE(kb, layer, 0, h),
+				      sc + h * GROUP_SIZE);
 		decode_softmax(sc, acc, m, l);
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_accumulate(kl + (N_KV_HEADS + h) * TILE_ELEMS,
 					  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid,
-					  sc + h * GROUP_SIZE, acc + h * GROUP_SIZE * NV);
+					  KV_SCALE(kb, layer, 1, h), sc + h * GROUP_SIZE,
+					  acc + h * GROUP_SIZE * NV);
 #endif
 	}
 
@@ -822,7 +866,8 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
 kvfpga_prefill(const __global float *restrict q, const __global kv_t *restrict arena,
 	       const __global int *restrict table, __global float *restrict out,
 	       const uint layer, const ulong block_elems, const uint start_pos,
-	       const uint n_tokens, const float scale)
+	       const uint n_tokens, const float scale,
+	       const ulong scale_offset)
 {
 	const uint tile = get_global_id(0);
 	const uint kvh = get_global_id(1);
@@ -872,9 +917,10 @@ kvfpga_prefill(const __global float *restrict q, const __global kv_t *restrict a
 			blk + 1 < end_block ? arena + (ulong)table[blk + 1] * block_elems + k_off : 0;
 
 		prefill_scores(arena + base + k_off, arena + base + v_off, valid, kpos0, qpos, qv,
-			       sc);
+			       KV_SCALE(arena + base, layer, 0, kvh), sc);
 		prefill_softmax(sc, acc, m, l);
-		prefill_accumulate(arena + base + v_off, next_k, valid, sc, acc);
+		prefill_accumulate(arena + base + v_off, next_k, valid,
+				   KV_SCALE(arena + base, layer, 1, kvh), sc, acc);
 	}
 
 	for (int r = 0; r < PREFILL_QROWS; r++) {
@@ -902,7 +948,7 @@ kvfpga_build_info(__global uint *restrict info)
 	info[3] = BLOCK_SIZE;
 	info[4] = N_KV_HEADS;
 	info[5] = GROUP_SIZE;
-	info[6] = KV_F16;
+	info[6] = KV_DTYPE;
 	info[7] = VEC;
 	info[8] = PREFILL_ROWS;
 }

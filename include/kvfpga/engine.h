@@ -151,6 +151,12 @@ int kvfpga_engine_last_error(struct kvfpga_engine *engine, char *buf, size_t len
 enum kvfpga_kv_dtype {
 	KVFPGA_KV_F32 = 1, /* IEEE binary32 */
 	KVFPGA_KV_F16 = 2, /* IEEE binary16 */
+	/*
+	 * int8, value = q * scale, with one float scale per (block, layer, K/V,
+	 * KV head) stored after the block's data, as kvfpga_kvcache lays out
+	 * KVFPGA_KVCACHE_I8 (docs/kvcache.md).
+	 */
+	KVFPGA_KV_I8 = 3,
 };
 
 /*

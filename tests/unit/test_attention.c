@@ -765,7 +765,7 @@ START_TEST(test_shape_checks)
 	BAD(block_size, 24);
 	BAD(block_size, 512);
 	BAD(kv_dtype, 0);
-	BAD(kv_dtype, 3);
+	BAD(kv_dtype, 4);
 	BAD(n_q_heads, 256); /* 256 * 128 query elements: more than decode keeps */
 #undef BAD
 	ck_assert_int_eq(kvfpga_attn_create(NULL, &ok, &attn), -EINVAL);
