@@ -93,13 +93,13 @@ float kvfh_f16_to_f32(uint16_t half)
 	return f16_to_f32(half);
 }
 
-static void f32_to_f16_portable(const float *src, uint16_t *dst, size_t n)
+void kvfh_f32_to_f16_portable(const float *src, uint16_t *dst, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		dst[i] = f32_to_f16(src[i]);
 }
 
-static void f16_to_f32_portable(const uint16_t *src, float *dst, size_t n)
+void kvfh_f16_to_f32_portable(const uint16_t *src, float *dst, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		dst[i] = f16_to_f32(src[i]);
@@ -107,8 +107,8 @@ static void f16_to_f32_portable(const uint16_t *src, float *dst, size_t n)
 
 const struct kvfh_ops kvfh_ops_portable = {
 	.name = "portable",
-	.f32_to_f16 = f32_to_f16_portable,
-	.f16_to_f32 = f16_to_f32_portable,
+	.f32_to_f16 = kvfh_f32_to_f16_portable,
+	.f16_to_f32 = kvfh_f16_to_f32_portable,
 };
 
 #ifdef KVFH_HAVE_F16C
@@ -188,18 +188,18 @@ int kvfh_cpu_has_f16c(void)
 
 void kvfh_f32_to_f16_f16c(const float *src, uint16_t *dst, size_t n)
 {
-	f32_to_f16_portable(src, dst, n);
+	kvfh_f32_to_f16_portable(src, dst, n);
 }
 
 void kvfh_f16_to_f32_f16c(const uint16_t *src, float *dst, size_t n)
 {
-	f16_to_f32_portable(src, dst, n);
+	kvfh_f16_to_f32_portable(src, dst, n);
 }
 
 const struct kvfh_ops kvfh_ops_f16c = {
 	.name = "portable (no F16C on this architecture)",
-	.f32_to_f16 = f32_to_f16_portable,
-	.f16_to_f32 = f16_to_f32_portable,
+	.f32_to_f16 = kvfh_f32_to_f16_portable,
+	.f16_to_f32 = kvfh_f16_to_f32_portable,
 };
 
 int kvfh_cpu_has_f16c(void)

@@ -57,7 +57,10 @@ extern const struct kvfh_ops kvfh_ops_portable;
  */
 extern const struct kvfh_ops kvfh_ops_f16c;
 
-/* The F16C row functions themselves, for code already running on a CPU that has them. */
+/* The tables' row functions by name (e.g. for other tables of kernels). */
+void kvfh_f32_to_f16_portable(const float *src, uint16_t *dst, size_t n);
+void kvfh_f16_to_f32_portable(const uint16_t *src, float *dst, size_t n);
+/* Only on a CPU where kvfh_cpu_has_f16c() (or a caller's stricter check) holds. */
 void kvfh_f32_to_f16_f16c(const float *src, uint16_t *dst, size_t n);
 void kvfh_f16_to_f32_f16c(const uint16_t *src, float *dst, size_t n);
 

@@ -14,7 +14,7 @@ static float q8_scale(const uint8_t *block)
 	uint16_t h;
 
 	memcpy(&h, block, 2);
-	return kvfi_f16_to_f32(h);
+	return kvfh_f16_to_f32(h);
 }
 
 static void row_f32_portable(const struct kvfi_tensor *w, uint32_t row, float *out)
@@ -25,13 +25,8 @@ static void row_f32_portable(const struct kvfi_tensor *w, uint32_t row, float *o
 	case KVFPGA_DTYPE_F32:
 		memcpy(out, p, (size_t)w->cols * 4);
 		break;
-	case KVFPGA_DTYPE_F16:
-		for (uint32_t i = 0; i < w->cols; i++) {
-			uint16_t h;
-
-			memcpy(&h, p + 2 * i, 2);
-			out[i] = kvfi_f16_to_f32(h);
-		}
+	case KVFPGA_DTYPE_F16: /* the loaders checked that f16 rows are 2-byte aligned */
+		kvfh_f16_to_f32_portable((const uint16_t *)(const void *)p, out, w->cols);
 		break;
 	case KVFPGA_DTYPE_Q8_0:
 		for (uint32_t b = 0; b < w->cols / KVFI_Q8_0_BLOCK; b++) {
@@ -72,20 +67,14 @@ static float dot_h_portable(const uint16_t *a, const float *b, size_t n)
 	float s = 0.0f;
 
 	for (size_t i = 0; i < n; i++)
-		s += kvfi_f16_to_f32(a[i]) * b[i];
+		s += kvfh_f16_to_f32(a[i]) * b[i];
 	return s;
 }
 
 static void axpy_h_portable(float a, const uint16_t *x, float *y, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		y[i] += a * kvfi_f16_to_f32(x[i]);
-}
-
-static void to_h_portable(const float *x, uint16_t *out, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		out[i] = kvfi_f32_to_f16(x[i]);
+		y[i] += a * kvfh_f16_to_f32(x[i]);
 }
 
 static void scores_portable(const float *q, const uint8_t *k, size_t stride, uint32_t n,
@@ -148,7 +137,7 @@ const struct kvfi_kernels kvfi_kernels_portable = {
 	.axpy = axpy_portable,
 	.dot_h = dot_h_portable,
 	.axpy_h = axpy_h_portable,
-	.to_h = to_h_portable,
+	.to_h = kvfh_f32_to_f16_portable,
 	.scores = scores_portable,
 	.weighted_sum = weighted_sum_portable,
 };

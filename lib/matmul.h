@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "half_internal.h"
 #include "model_internal.h"
 
 /* Rows per register tile of the matmul kernels; row ranges split between threads align to it. */

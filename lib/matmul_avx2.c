@@ -54,21 +54,13 @@ AVX2_FN static inline float q8_scale(const uint8_t *block)
 AVX2_FN static void row_f32_avx2(const struct kvfi_tensor *w, uint32_t row, float *out)
 {
 	const uint8_t *p = w->data + (size_t)row * w->row_bytes;
-	uint32_t i = 0;
 
 	switch (w->type) {
 	case KVFPGA_DTYPE_F32:
 		memcpy(out, p, (size_t)w->cols * 4);
 		break;
-	case KVFPGA_DTYPE_F16:
-		for (; i + 8 <= w->cols; i += 8)
-			_mm256_storeu_ps(out + i, load_h8(p + 2 * i));
-		for (; i < w->cols; i++) {
-			uint16_t h;
-
-			memcpy(&h, p + 2 * i, 2);
-			out[i] = _cvtsh_ss(h);
-		}
+	case KVFPGA_DTYPE_F16: /* the loaders checked that f16 rows are 2-byte aligned */
+		kvfh_f16_to_f32_f16c((const uint16_t *)(const void *)p, out, w->cols);
 		break;
 	case KVFPGA_DTYPE_Q8_0:
 		for (uint32_t b = 0; b < w->cols / KVFI_Q8_0_BLOCK; b++) {
@@ -315,17 +307,6 @@ AVX2_FN static void axpy_h_avx2(float a, const uint16_t *x, float *y, size_t n)
 		y[i] += a * _cvtsh_ss(x[i]);
 }
 
-AVX2_FN static void to_h_avx2(const float *x, uint16_t *out, size_t n)
-{
-	size_t i = 0;
-
-	for (; i + 8 <= n; i += 8)
-		_mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
-		                                                       _MM_FROUND_TO_NEAREST_INT));
-	for (; i < n; i++)
-		out[i] = kvfi_f32_to_f16(x[i]);
-}
-
 /* Eight f32 elements of row @p at element @d, from f32 or f16 storage. */
 AVX2_FN static inline __m256 load_kv8(const uint8_t *p, size_t d, int f16)
 {
@@ -426,7 +407,7 @@ const struct kvfi_kernels kvfi_kernels_avx2 = {
 	.axpy = axpy_avx2,
 	.dot_h = dot_h_avx2,
 	.axpy_h = axpy_h_avx2,
-	.to_h = to_h_avx2,
+	.to_h = kvfh_f32_to_f16_f16c, /* F16C: checked with AVX2 */
 	.scores = scores_avx2,
 	.weighted_sum = weighted_sum_avx2,
 };

@@ -73,8 +73,4 @@ void kvfi_finish_config(struct kvfpga_model *m);
 int kvfi_load_llama2c(struct kvfpga_model *m, char *err, size_t errlen);
 int kvfi_load_gguf(struct kvfpga_model *m, char *err, size_t errlen);
 
-/* IEEE half <-> float, exact conversion with round-to-nearest-even. */
-float kvfi_f16_to_f32(uint16_t h);
-uint16_t kvfi_f32_to_f16(float f);
-
 #endif /* KVFPGA_MODEL_INTERNAL_H */
