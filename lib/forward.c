@@ -132,7 +132,8 @@ int kvfpga_infer_create(const struct kvfpga_model *model, const struct kvfpga_in
 		o.max_seq_len = c->seq_len;
 	if (o.n_threads > 256 || o.max_batch > 65536 || o.max_seqs > 65536 ||
 	    o.max_seq_len > KVFI_MAX_SEQ_LEN ||
-	    (o.kv_type != KVFPGA_INFER_KV_F32 && o.kv_type != KVFPGA_INFER_KV_F16) ||
+	    (o.kv_type != KVFPGA_INFER_KV_F32 && o.kv_type != KVFPGA_INFER_KV_F16 &&
+	     !(o.kv_type == KVFPGA_INFER_KV_I8 && o.attn_ops)) ||
 	    (o.attn_ops && (!o.attn_ops->seq_create || !o.attn_ops->seq_free ||
 	                    !o.attn_ops->write_kv || !o.attn_ops->attend))) {
 		release_attn(opts);

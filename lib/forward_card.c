@@ -455,7 +455,8 @@ int kvfpga_infer_card_attn_create(const struct kvfpga_model *model,
 		o.max_seqs = DEFAULT_MAX_SEQS;
 	if (!o.max_seq_len)
 		o.max_seq_len = mc->seq_len;
-	if (o.kv_type != KVFPGA_INFER_KV_F32 && o.kv_type != KVFPGA_INFER_KV_F16)
+	if (o.kv_type != KVFPGA_INFER_KV_F32 && o.kv_type != KVFPGA_INFER_KV_F16 &&
+	    o.kv_type != KVFPGA_INFER_KV_I8)
 		return kvfi_fail(err, errlen, -EINVAL, "unknown K/V type %d", (int)o.kv_type);
 	if (o.max_seqs > 65536 || o.max_seq_len > KVFI_MAX_SEQ_LEN)
 		return kvfi_fail(err, errlen, -EINVAL, "max_seqs or max_seq_len out of range");
@@ -465,7 +466,9 @@ int kvfpga_infer_card_attn_create(const struct kvfpga_model *model,
 	shape.n_kv_heads = mc->n_kv_heads;
 	shape.head_dim = mc->head_dim;
 	shape.block_size = o.block_size;
-	shape.kv_dtype = o.kv_type == KVFPGA_INFER_KV_F16 ? KVFPGA_KV_F16 : KVFPGA_KV_F32;
+	shape.kv_dtype = o.kv_type == KVFPGA_INFER_KV_I8    ? KVFPGA_KV_I8
+	                 : o.kv_type == KVFPGA_INFER_KV_F16 ? KVFPGA_KV_F16
+	                                                    : KVFPGA_KV_F32;
 	ret = kvfpga_attn_shape_block_bytes(&shape, &block_bytes);
 	if (ret)
 		return kvfi_fail(
@@ -504,7 +507,9 @@ int kvfpga_infer_card_attn_create(const struct kvfpga_model *model,
 	kcfg.n_kv_heads = mc->n_kv_heads;
 	kcfg.head_dim = mc->head_dim;
 	kcfg.block_size = o.block_size;
-	kcfg.dtype = o.kv_type == KVFPGA_INFER_KV_F16 ? KVFPGA_KVCACHE_F16 : KVFPGA_KVCACHE_F32;
+	kcfg.dtype = o.kv_type == KVFPGA_INFER_KV_I8    ? KVFPGA_KVCACHE_I8
+	             : o.kv_type == KVFPGA_INFER_KV_F16 ? KVFPGA_KVCACHE_F16
+	                                                : KVFPGA_KVCACHE_F32;
 	kcfg.flags = o.no_prefix_cache ? KVFPGA_KVCACHE_NO_PREFIX_CACHING : 0;
 	ret = size_cache(&o, o.max_seqs, c->max_blocks, block_bytes, &kcfg.n_blocks, err, errlen);
 	if (ret)

@@ -97,7 +97,8 @@ static void usage(FILE *to)
 	        "      --batch N          tokens per forward call (default 512)\n"
 	        "      --ctx N            positions per sequence (default: the model's)\n"
 	        "      --kernels K        auto | avx2 | portable (default auto)\n"
-	        "      --kv-type T        f32 | f16 K/V storage (default: f32 host, f16 card)\n"
+	        "      --kv-type T        f32 | f16 | i8 K/V storage (default: f32 host, f16\n"
+	        "                         card; i8 is int8 with per-block scales, card only)\n"
 	        "      --attention A      host (K/V in host memory) or card (paged K/V in card\n"
 	        "                         memory, attention by the OpenCL engine); default host\n"
 	        "card backend:\n"
@@ -287,6 +288,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				o->kv_type = KVFPGA_INFER_KV_F32;
 			else if (!strcmp(optarg, "f16"))
 				o->kv_type = KVFPGA_INFER_KV_F16;
+			else if (!strcmp(optarg, "i8"))
+				o->kv_type = KVFPGA_INFER_KV_I8;
 			else
 				bad = 1;
 			o->kv_type_set = true;
@@ -533,6 +536,10 @@ int main(int argc, char **argv)
 	card = !strcmp(o.attention, "card");
 	if (card && !o.kv_type_set)
 		o.kv_type = KVFPGA_INFER_KV_F16;
+	if (!card && o.kv_type == KVFPGA_INFER_KV_I8) {
+		fprintf(stderr, PROG ": --kv-type i8 needs --attention card\n");
+		return 2;
+	}
 
 	ret = kvfpga_model_open(o.model, KVFPGA_MODEL_FORMAT_AUTO, &model, err, sizeof(err));
 	if (ret) {
@@ -586,7 +593,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, PROG ": model name: %s\n", cfg.name);
 		if (card) {
 			fprintf(stderr, PROG ": K/V cache (%s, blocks of %u) in %s\n",
-			        o.kv_type == KVFPGA_INFER_KV_F16 ? "f16" : "f32",
+			        o.kv_type == KVFPGA_INFER_KV_I8    ? "int8"
+			        : o.kv_type == KVFPGA_INFER_KV_F16 ? "f16"
+			                                           : "f32",
 			        o.block_size ? o.block_size : 16, dev_desc);
 			fprintf(stderr, PROG ": attention on the OpenCL engine: %s\n", eng_desc);
 			fprintf(stderr, PROG ": dense layers on the host, %u threads, %s kernels\n",

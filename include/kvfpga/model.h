@@ -145,6 +145,7 @@ struct kvfpga_infer_attn_ops {
 enum kvfpga_infer_kv_type {
 	KVFPGA_INFER_KV_F32 = 0,
 	KVFPGA_INFER_KV_F16,
+	KVFPGA_INFER_KV_I8, /* int8 with per-block scales: the card backend only */
 };
 
 enum kvfpga_kernels {

@@ -884,7 +884,11 @@ START_TEST(test_card_backend_matches_reference)
 	uint32_t tokens[N_POS];
 	char path[128], err[256];
 	double *ref;
-	const enum kvfpga_infer_kv_type kvts[2] = { KVFPGA_INFER_KV_F32, KVFPGA_INFER_KV_F16 };
+	const enum kvfpga_infer_kv_type kvts[3] = { KVFPGA_INFER_KV_F32, KVFPGA_INFER_KV_F16,
+		                                    KVFPGA_INFER_KV_I8 };
+	const char *const kvt_names[3] = { "f32", "f16", "int8" };
+	/* Relative logit error: f32 K/V as the reference; f16 and int8 round the K/V. */
+	const double tols[3] = { 1e-5, 5e-3, 5e-2 };
 
 	tf_model_make(&m, s, g_seed + (uint64_t)_i);
 	make_tokens(tokens, s->vocab, g_seed * 7 + (uint64_t)_i);
@@ -893,7 +897,7 @@ START_TEST(test_card_backend_matches_reference)
 	ck_assert_msg(kvfpga_model_open(path, 0, &model, err, sizeof(err)) == 0, "%s", err);
 	card_env_open(&env);
 	ref = ref_run(&m, tokens);
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		int ret;
 		struct kvfpga_infer *inf =
 		        make_card_infer(model, &env, kvts[k], 8, &ret, err, sizeof(err));
@@ -901,7 +905,7 @@ START_TEST(test_card_backend_matches_reference)
 		struct kvfpga_token_in batch[N_POS];
 		struct kvfpga_infer_stats st;
 		uint32_t seq;
-		double worst = 0, tol = k ? 5e-3 : 1e-5;
+		double worst = 0, tol = tols[k];
 
 		if (m.head_dim % 4) { /* the engine's kernels need head sizes in multiples of 4 */
 			ck_assert_int_eq(ret, -EINVAL);
@@ -928,12 +932,11 @@ START_TEST(test_card_backend_matches_reference)
 			ck_assert_msg(e <= tol,
 			              "shape %d %s K/V: position %d error %.3g > %.3g "
 			              "(seed %llu)",
-			              _i, k ? "f16" : "f32", p, e, tol, (unsigned long long)g_seed);
+			              _i, kvt_names[k], p, e, tol, (unsigned long long)g_seed);
 			worst = fmax(worst, e);
 		}
 		if (getenv("KVFPGA_TEST_VERBOSE"))
-			printf("card shape %d %s: worst error %.3g\n", _i, k ? "f16" : "f32",
-			       worst);
+			printf("card shape %d %s: worst error %.3g\n", _i, kvt_names[k], worst);
 		ck_assert_int_eq(kvfpga_infer_get_stats(inf, &st), 0);
 		ck_assert_str_eq(st.attn_backend, "card");
 		ck_assert_uint_eq(st.attn.blocks_used, (N_POS + 7) / 8);
