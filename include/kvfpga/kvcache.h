@@ -178,7 +178,14 @@ int kvfpga_kvcache_verify(const struct kvfpga_kvcache *kc);
 uint64_t kvfpga_kvcache_block_hash(uint64_t parent_hash, uint64_t salt, const int32_t *tokens,
                                    uint32_t block_size);
 
-/* binary16 <-> binary32, the conversions the cache uses (round to nearest even). */
+/*
+ * binary16 <-> binary32, the conversions the cache uses: round to nearest
+ * even, overflow to +-Inf, subnormals kept, exact widening.  A NaN comes
+ * out quiet with its sign and the top bits of its payload (f32 -> f16:
+ * 0x7e00 | bits 22..13; f16 -> f32: the 10 bits shifted up by 13, bit 22
+ * set), as IEEE 754 and the x86 F16C instructions convert; so the cache
+ * stores those bits for a NaN, and never a signalling one.
+ */
 uint16_t kvfpga_kvcache_f16_from_f32(float value);
 float kvfpga_kvcache_f16_to_f32(uint16_t half);
 
