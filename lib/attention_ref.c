@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Argument checks shared by the kernels and the host reference, the host
- * reference attention itself, and binary16 conversion.
+ * reference attention itself, and the public binary16 helpers.
  */
 #include <errno.h>
 #include <math.h>
@@ -9,61 +9,17 @@
 #include <string.h>
 
 #include "engine_internal.h"
+#include "half_internal.h"
 
+/* The public binary16 helpers are lib/half.c's exact scalar conversions. */
 float kvfpga_f16_to_f32(uint16_t h)
 {
-	uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-	uint32_t exp = (h >> 10) & 0x1fu;
-	uint32_t mant = h & 0x3ffu;
-	uint32_t bits;
-	float f;
-
-	if (exp == 0) {
-		/* Zero or subnormal: mant * 2^-24, exact in binary32. */
-		f = (float)mant * 0x1p-24f;
-		return sign ? -f : f;
-	}
-	if (exp == 31)
-		bits = sign | 0x7f800000u | (mant << 13);
-	else
-		bits = sign | ((exp + 112) << 23) | (mant << 13);
-	memcpy(&f, &bits, sizeof(f));
-	return f;
+	return kvfh_f16_to_f32(h);
 }
 
 uint16_t kvfpga_f32_to_f16(float f)
 {
-	uint32_t x, sign;
-
-	memcpy(&x, &f, sizeof(x));
-	sign = (x >> 16) & 0x8000u;
-	x &= 0x7fffffffu;
-	if (x >= 0x7f800000u) /* inf, or NaN kept quiet with its top payload bits */
-		return (uint16_t)(sign | 0x7c00u |
-		                  (x > 0x7f800000u ? 0x200u | ((x >> 13) & 0x3ffu) : 0));
-	if (x >= 0x477ff000u) /* 65520 and above round to infinity */
-		return (uint16_t)(sign | 0x7c00u);
-	if (x < 0x38800000u) {
-		/* Below 2^-14: a subnormal half, in units of 2^-24. */
-		uint32_t e = x >> 23, mant = (x & 0x7fffffu) | 0x800000u, shift, r, rem, half;
-
-		if (e == 0 || 126 - e > 24)
-			return (uint16_t)sign;
-		shift = 126 - e;
-		r = mant >> shift;
-		rem = mant & ((1u << shift) - 1);
-		half = 1u << (shift - 1);
-		if (rem > half || (rem == half && (r & 1)))
-			r++;
-		return (uint16_t)(sign | r);
-	}
-	{
-		uint32_t h = (x - 0x38000000u) >> 13, rem = x & 0x1fffu;
-
-		if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
-			h++;
-		return (uint16_t)(sign | h);
-	}
+	return kvfh_f32_to_f16(f);
 }
 
 static int scale_ok(float scale)
@@ -177,7 +133,7 @@ static void load_row(const struct kvfpga_attn_shape *s, const unsigned char *are
 			uint16_t h;
 
 			memcpy(&h, arena + (off + d) * 2, sizeof(h));
-			row[d] = kvfpga_f16_to_f32(h);
+			row[d] = kvfh_f16_to_f32(h);
 		}
 	} else {
 		memcpy(row, arena + off * 4, (size_t)s->head_dim * 4);
