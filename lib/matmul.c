@@ -145,22 +145,11 @@ const struct kvfi_kernels kvfi_kernels_portable = {
 int kvfi_cpu_has_avx2(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	/* cpuid directly: not every compiler's __builtin_cpu_supports knows "f16c". */
 	unsigned a, b, c, d;
-	uint32_t xcr0_lo, xcr0_hi;
 
-	if (!__get_cpuid(1, &a, &b, &c, &d))
-		return 0;
-	/* OSXSAVE (27), AVX (28), FMA (12), F16C (29) */
-	if (!(c & (1u << 27)) || !(c & (1u << 28)) || !(c & (1u << 12)) || !(c & (1u << 29)))
-		return 0;
-	/* The OS must save the YMM state (XCR0 bits 1 and 2). */
-	__asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
-	if ((xcr0_lo & 6u) != 6u)
-		return 0;
-	if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
-		return 0;
-	return (b & (1u << 5)) != 0; /* AVX2 */
+	/* AVX2, F16C and the OS's YMM state as lib/half.c checks them, plus FMA (cpuid 1, ecx 12).
+	 */
+	return kvfh_cpu_has_f16c() && __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 12));
 #else
 	return 0;
 #endif
