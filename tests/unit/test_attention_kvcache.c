@@ -11,7 +11,9 @@
  *
  * The device is whatever kvfpga_device_open picks (KVFPGA_DEVICE), so the
  * same program runs on the host emulation and, in the VM, on the stand-in
- * card's memory.  KVFPGA_TEST_SEED replays a run.
+ * card's memory.  KVFPGA_TEST_SEED replays a run; KVFPGA_TEST_ATTN_CONFIGS=a,b
+ * runs the decode and prefill cases on those entries of cfgs[] only (each is
+ * a program build, slow under QEMU TCG); an unknown name fails the run.
  */
 #include <check.h>
 #include <errno.h>
@@ -46,6 +48,10 @@ static const struct cfg cfgs[] = {
 };
 
 #define N_CFGS (sizeof(cfgs) / sizeof(cfgs[0]))
+
+/* The configurations the loop cases run over (KVFPGA_TEST_ATTN_CONFIGS). */
+static const struct cfg *g_sel[N_CFGS];
+static int g_n_sel;
 /* Sequence lengths: 1, a block minus one, a block, a block plus one, longer. */
 #define N_SEQS 5
 
@@ -260,7 +266,7 @@ static void check_row(struct fx *f, const char *what, uint32_t s, uint32_t h, co
 START_TEST(test_decode_over_kvcache)
 {
 	struct fx f;
-	const struct cfg *c = &cfgs[_i];
+	const struct cfg *c = g_sel[_i];
 	uint32_t nq = c->n_q_heads, hd = c->head_dim, held;
 	int32_t *tables[N_SEQS + 1];
 	float *q, *out;
@@ -322,7 +328,7 @@ END_TEST
 START_TEST(test_prefill_over_kvcache)
 {
 	struct fx f;
-	const struct cfg *c = &cfgs[_i];
+	const struct cfg *c = g_sel[_i];
 	uint32_t nq = c->n_q_heads, hd = c->head_dim, s = N_SEQS, nb, start, n, held;
 	int32_t *table;
 	float *q, *out;
@@ -420,14 +426,42 @@ START_TEST(test_i8_zero_scale)
 }
 END_TEST
 
+/* 0, or -1 after naming an unknown configuration. */
+static int select_configs(void)
+{
+	const char *list = getenv("KVFPGA_TEST_ATTN_CONFIGS");
+	char buf[512], *save = NULL;
+
+	g_n_sel = 0;
+	if (!list || !*list) {
+		for (size_t i = 0; i < N_CFGS; i++)
+			g_sel[g_n_sel++] = &cfgs[i];
+		return 0;
+	}
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		size_t i;
+
+		for (i = 0; i < N_CFGS && strcmp(cfgs[i].name, name); i++)
+			;
+		if (i == N_CFGS) {
+			fprintf(stderr, "test_attention_kvcache: no configuration '%s'\n", name);
+			return -1;
+		}
+		if (g_n_sel < (int)N_CFGS)
+			g_sel[g_n_sel++] = &cfgs[i];
+	}
+	return g_n_sel ? 0 : -1;
+}
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("attention_kvcache");
 	TCase *tc = tcase_create("kvcache");
 
 	tcase_set_timeout(tc, 0);
-	tcase_add_loop_test(tc, test_decode_over_kvcache, 0, (int)N_CFGS);
-	tcase_add_loop_test(tc, test_prefill_over_kvcache, 0, (int)N_CFGS);
+	tcase_add_loop_test(tc, test_decode_over_kvcache, 0, g_n_sel);
+	tcase_add_loop_test(tc, test_prefill_over_kvcache, 0, g_n_sel);
 	tcase_add_test(tc, test_i8_zero_scale);
 	suite_add_tcase(s, tc);
 	return s;
@@ -440,6 +474,9 @@ int main(void)
 	int failed, ret;
 
 	g_seed = test_seed();
+	if (select_configs())
+		return EXIT_FAILURE;
+	printf("test_attention_kvcache: %d of %zu configurations\n", g_n_sel, N_CFGS);
 	ret = kvfpga_engine_opts_init(&opts);
 	if (!ret)
 		ret = kvfpga_engine_create(&opts, &g_engine, g_engine_msg, sizeof(g_engine_msg));
