@@ -69,7 +69,7 @@ check-sanitize:
 module-strict:
 	@KBUILD_ARGS="W=1 KCFLAGS=-Werror" scripts/build-module.sh $(if $(KDIR),--kdir $(KDIR))
 
-check-vm: deps all module-strict
+check-vm: deps all unit-tests module-strict
 	tests/vm/run-suite.sh $(if $(KERNELS),--kernels "$(KERNELS)")
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' | grep -v '^driver/' | grep -v '^include/uapi/' | grep -v '^include/kvfpga/kvfpga_card.h')

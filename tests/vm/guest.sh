@@ -172,6 +172,14 @@ if lib_test test_attention KVFPGA_TEST_ARENA=card CK_RUN_CASE=attention \
 fi
 grep '^test_attention:' "$OUT/lib-test_attention.log" 2>/dev/null
 
+# A KV cache filled through its own API in card memory, int8 with its
+# per-block scales, read by the kernels: decode over six sequences (one a
+# copy-on-write fork) and a mid-block prefill against a double reference.
+# One configuration (one program build) for the TCG budget; the host run has
+# f32, f16 and more shapes.
+lib_test test_attention_kvcache KVFPGA_TEST_ATTN_CONFIGS=h128-g4-i8-b16 \
+	XDG_CACHE_HOME=/tmp/attn-cache POCL_CACHE_DIR=/tmp/attn-cache/pocl
+
 for s in "$REPO"/tests/vm/s_*.sh; do
 	[ -f "$s" ] || continue
 	echo "guest: running $(basename "$s")"

@@ -27,7 +27,9 @@
  * must pass.  Environment: KVFPGA_FUZZ_SECONDS (default 40), KVFPGA_FUZZ_CALLS
  * (default 20000000), KVFPGA_FUZZ_WORKERS (default 4), KVFPGA_FUZZ_SEED
  * (default: from the clock; printed, and replays each worker's call sequence
- * up to where timing between processes makes it diverge).
+ * up to where timing between processes makes it diverge), KVFPGA_FUZZ_FAULTS
+ * (default 1; 0: never arm fail_nth, which is device-wide and would also fail
+ * other processes' calls when the fuzzer shares the card with them).
  */
 #include <linux/dma-buf.h>
 #include <grp.h>
@@ -140,6 +142,7 @@ struct buf {
 struct worker {
 	int id;
 	bool root, child;
+	bool faults; /* may arm fail_nth (KVFPGA_FUZZ_FAULTS) */
 	uint64_t rng;
 	uint64_t op_index;
 	uint64_t budget;     /* calls this worker may make */
@@ -1314,7 +1317,7 @@ static void debugfs_read(struct worker *w)
 
 static void arm_fault(struct worker *w)
 {
-	if (w->id != 0 || w->child || !w->debugfs[CARD_MAIN][0])
+	if (!w->faults || w->id != 0 || w->child || !w->debugfs[CARD_MAIN][0])
 		return;
 	if (vt_debugfs_write_u64(w->debugfs[below(w, N_CARDS) ? CARD_SECOND : CARD_MAIN],
 	                         "fail_nth", 1 + below(w, 24)) == 0)
@@ -1873,6 +1876,7 @@ int main(void)
 	uint64_t seconds = env_u64("KVFPGA_FUZZ_SECONDS", 40);
 	uint64_t max_calls = env_u64("KVFPGA_FUZZ_CALLS", 20000000);
 	int nworkers = (int)env_u64("KVFPGA_FUZZ_WORKERS", 4);
+	bool faults = env_u64("KVFPGA_FUZZ_FAULTS", 1) != 0;
 	struct timespec start, end, now;
 	struct wstats *st;
 	struct vt_case c;
@@ -1925,6 +1929,7 @@ int main(void)
 				close(fds[cd]);
 			w.id = i;
 			w.root = i % 2 == 0;
+			w.faults = faults;
 			w.rng = g_seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1));
 			w.budget = max_calls / (uint64_t)nworkers;
 			w.end = end;
