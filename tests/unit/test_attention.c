@@ -51,18 +51,12 @@
 #include "kvfpga/engine.h"
 #include "kvfpga/kvfpga.h"
 #include "helpers/test_seed.h"
+#include "helpers/test_util.h"
 
 extern char **environ;
 
 #define TOL       1e-5
 #define SCORE_TOL 2e-7
-
-/* For hot loops: Check's ck_assert records every passing check. */
-#define EXPECT(cond, ...)                                                                          \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg(__VA_ARGS__);                                                 \
-	} while (0)
 
 static uint64_t g_seed;
 static double g_worst; /* largest error / (TOL-scaled bound) seen, for the summary */
@@ -2094,10 +2088,8 @@ static int arena_backend_init(void)
 
 int main(void)
 {
-	struct kvfpga_engine_opts opts;
 	char err[512];
-	SRunner *sr;
-	int failed, ret;
+	int failed;
 
 	g_seed = test_seed();
 	init_f16_table();
@@ -2121,18 +2113,9 @@ int main(void)
 	if (arena_backend_init())
 		return EXIT_FAILURE;
 	fflush(stdout);
-	ret = kvfpga_engine_opts_init(&opts);
-	if (!ret)
-		ret = kvfpga_engine_create(&opts, &g_engine, g_engine_msg, sizeof(g_engine_msg));
-	if (ret && !g_engine_msg[0])
-		snprintf(g_engine_msg, sizeof(g_engine_msg), "error %d", ret);
-
-	sr = srunner_create(attention_suite());
+	g_engine = test_engine_open(g_engine_msg, sizeof(g_engine_msg));
 	/* One process: the engine and its built programs are shared by all cases. */
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	failed = test_run_nofork(attention_suite());
 	printf("test_attention: largest error was %.2f of the tolerance (seed %llu)\n", g_worst,
 	       (unsigned long long)g_seed);
 	if (failed)

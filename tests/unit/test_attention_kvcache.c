@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "helpers/test_seed.h"
+#include "helpers/test_util.h"
 #include "kvfpga/engine.h"
 #include "kvfpga/kvcache.h"
 #include "kvfpga/kvfpga.h"
@@ -469,24 +470,14 @@ static Suite *suite(void)
 
 int main(void)
 {
-	struct kvfpga_engine_opts opts;
-	SRunner *sr;
-	int failed, ret;
+	int failed;
 
 	g_seed = test_seed();
 	if (select_configs())
 		return EXIT_FAILURE;
 	printf("test_attention_kvcache: %d of %zu configurations\n", g_n_sel, N_CFGS);
-	ret = kvfpga_engine_opts_init(&opts);
-	if (!ret)
-		ret = kvfpga_engine_create(&opts, &g_engine, g_engine_msg, sizeof(g_engine_msg));
-	if (ret && !g_engine_msg[0])
-		snprintf(g_engine_msg, sizeof(g_engine_msg), "error %d", ret);
-	sr = srunner_create(suite());
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	g_engine = test_engine_open(g_engine_msg, sizeof(g_engine_msg));
+	failed = test_run_nofork(suite());
 	if (failed)
 		fprintf(stderr, "test_attention_kvcache: KVFPGA_TEST_SEED=%llu replays\n",
 		        (unsigned long long)g_seed);

@@ -23,6 +23,7 @@
 
 #include "../../lib/half_internal.h"
 #include "helpers/test_seed.h"
+#include "helpers/test_util.h"
 #include "kvfpga/kvcache.h"
 #include "kvfpga/kvfpga.h"
 
@@ -31,13 +32,6 @@
 #if defined(__FLT16_MAX__) && defined(__GNUC__) && !defined(__clang__)
 #define HAVE_FLOAT16 1
 #endif
-
-/* For hot loops: Check's ck_assert records every passing check through a pipe. */
-#define EXPECT(cond, ...)                                                                          \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg(__VA_ARGS__);                                                 \
-	} while (0)
 
 static uint64_t g_seed;
 

@@ -12,17 +12,11 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "helpers/test_util.h"
 #include "kvfpga/kvcache.h"
 #include "kvfpga/kvfpga.h"
 
 /* ---- fixtures ---- */
-
-/* For hot loops: Check's ck_assert records every passing check through a pipe. */
-#define EXPECT(cond, ...)                                                                          \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg(__VA_ARGS__);                                                 \
-	} while (0)
 
 struct fx {
 	struct kvfpga_device *dev;
