@@ -21,14 +21,13 @@
 #include <getopt.h>
 #include <json-c/json.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "kvfpga/engine.h"
 
 #define BW_THREADS 2
@@ -56,114 +55,12 @@ struct result {
 	uint32_t n_layers;
 };
 
-static double now(void)
+/* Median of n >= 1 samples (bench_stats_of; 0 if it cannot allocate). */
+static double median(const double *v, int n)
 {
-	struct timespec ts;
+	struct bench_stats st;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(double), cmp_double);
-	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* ---- host read bandwidth ---- */
-
-struct bw_part {
-	const uint64_t *p;
-	size_t n;
-	uint64_t sum;
-};
-
-static void *bw_thread(void *arg)
-{
-	struct bw_part *part = arg;
-	uint64_t s[8] = { 0 };
-
-	/* Eight independent sums keep enough loads in flight. */
-	for (size_t i = 0; i + 8 <= part->n; i += 8) {
-		for (int k = 0; k < 8; k++)
-			s[k] += part->p[i + (size_t)k];
-	}
-	part->sum = s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
-	return NULL;
-}
-
-static double host_read_bw(const uint64_t *buf, size_t bytes, uint64_t *sink)
-{
-	struct bw_part parts[BW_THREADS];
-	pthread_t th[BW_THREADS];
-	size_t words = bytes / 8 / BW_THREADS;
-	double t0, t;
-
-	t0 = now();
-	for (int i = 0; i < BW_THREADS; i++) {
-		parts[i].p = buf + (size_t)i * words;
-		parts[i].n = words;
-		if (pthread_create(&th[i], NULL, bw_thread, &parts[i])) {
-			bw_thread(&parts[i]);
-			th[i] = 0;
-		}
-	}
-	for (int i = 0; i < BW_THREADS; i++) {
-		if (th[i])
-			pthread_join(th[i], NULL);
-		*sink += parts[i].sum;
-	}
-	t = now() - t0;
-	return (double)(words * BW_THREADS * 8) / t;
-}
-
-/*
- * Size of the last-level cache, from sysfs (glibc's sysconf can report the
- * L3 of the whole package times the threads in a VM); 32 MiB if unknown.
- */
-static size_t llc_bytes(void)
-{
-	size_t best = 0;
-	int best_level = 0;
-
-	for (int i = 0; i < 8; i++) {
-		char path[96], buf[32];
-		unsigned long long v = 0;
-		int level = 0;
-		char unit = 0;
-		FILE *f;
-
-		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
-		f = fopen(path, "r");
-		if (!f)
-			break;
-		if (fscanf(f, "%d", &level) != 1)
-			level = 0;
-		fclose(f);
-		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%llu%c", &v, &unit) >= 1) {
-			if (unit == 'K')
-				v <<= 10;
-			else if (unit == 'M')
-				v <<= 20;
-			if (level > best_level) {
-				best_level = level;
-				best = (size_t)v;
-			}
-		}
-		fclose(f);
-	}
-	return best ? best : (size_t)32 << 20;
+	return bench_stats_of(v, n, &st) ? 0 : st.median;
 }
 
 /* ---- one case ---- */
@@ -183,12 +80,12 @@ static float rnd(uint64_t *s)
 }
 
 static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, uint32_t context,
-                    int reps, const uint64_t *bwbuf, size_t bwbytes, struct result *res)
+                    int reps, struct bench_membuf *bw, struct result *res)
 {
 	struct kvfpga_attn_shape shape = { 1,  bc->n_q_heads, bc->n_kv_heads, bc->head_dim,
 		                           16, bc->dtype };
 	uint32_t esz = bc->dtype == KVFPGA_KV_F16 ? 2 : 4, n_blocks, blocks_per_seq;
-	uint64_t block_bytes, layer_bytes, seed = 42, sink = 0;
+	uint64_t block_bytes, layer_bytes, seed = 42;
 	size_t q_elems = (size_t)bc->n_q_heads * bc->head_dim, arena_bytes;
 	struct kvfpga_attn *attn = NULL;
 	struct kvfpga_kv_arena *reg = NULL;
@@ -204,7 +101,8 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 
 	/* Enough layers that the arena is eight times the last-level cache or more. */
 	layer_bytes = (uint64_t)context * bc->n_kv_heads * bc->head_dim * esz * 2;
-	shape.n_layers = (uint32_t)((8 * (uint64_t)llc_bytes() + layer_bytes - 1) / layer_bytes);
+	shape.n_layers =
+	        (uint32_t)((8 * (uint64_t)bench_llc_bytes() + layer_bytes - 1) / layer_bytes);
 	if (shape.n_layers < 2)
 		shape.n_layers = 2;
 	res->n_layers = shape.n_layers;
@@ -300,17 +198,17 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 		double t0, t, hb;
 
 		b.layer = (uint32_t)(r + 1) % shape.n_layers;
-		t0 = now();
+		t0 = bench_now();
 		ret = kvfpga_attn_decode_submit(job, reg, &b);
 		if (!ret)
 			ret = kvfpga_attn_job_wait(job);
-		t = now() - t0;
+		t = bench_now() - t0;
 		if (ret) {
 			fprintf(stderr, "attention_bench: %s: %s\n", bc->name,
 			        kvfpga_attn_job_error(job));
 			goto out;
 		}
-		hb = host_read_bw(bwbuf, bwbytes, &sink);
+		hb = bench_read_bw(bw, BW_THREADS);
 		if (r < 0)
 			continue; /* warm-up */
 		kt[r] = res->kv_bytes / t;
@@ -326,8 +224,6 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 	res->kernel_median = median(kt, reps);
 	res->host_median = median(ht, reps);
 	res->pair_median = median(pt, reps);
-	if (sink == 42) /* keeps the bandwidth loop's sums alive */
-		fprintf(stderr, "%c", ' ');
 out:
 	kvfpga_attn_job_destroy(job);
 	kvfpga_kv_arena_release(reg);
@@ -377,8 +273,8 @@ int main(int argc, char **argv)
 	uint32_t context = 16384;
 	int reps = 7, json = 0, c, ret, below = 0;
 	double min_ratio = 0;
-	size_t bwbytes;
-	uint64_t *bwbuf;
+	struct bench_membuf bw;
+	size_t bw_bytes;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -420,21 +316,19 @@ int main(int argc, char **argv)
 	}
 	kvfpga_engine_describe(engine, dev, sizeof(dev));
 	/* The bandwidth buffer: 1 GiB or 8x the last-level cache, whichever is larger. */
-	bwbytes = 8 * llc_bytes();
-	if (bwbytes < (1u << 30))
-		bwbytes = 1u << 30;
-	bwbuf = aligned_alloc(4096, bwbytes);
-	if (!bwbuf) {
+	bw_bytes = 8 * bench_llc_bytes();
+	if (bw_bytes < (1u << 30))
+		bw_bytes = 1u << 30;
+	if (bench_membuf_create(bw_bytes, &bw)) {
 		fprintf(stderr, "attention_bench: out of memory\n");
 		kvfpga_engine_destroy(engine);
 		return 1;
 	}
-	memset(bwbuf, 1, bwbytes);
 	if (!json) {
 		printf("decode attention, %u-token context, batch 1, one layer per run; %s\n",
 		       context, dev);
 		printf("host read bandwidth: %d threads over %zu MiB (LLC %zu MiB)\n\n", BW_THREADS,
-		       bwbytes >> 20, llc_bytes() >> 20);
+		       bw.bytes >> 20, bench_llc_bytes() >> 20);
 		printf("%-27s %7s %7s %8s %9s %8s %6s %6s %6s %8s\n", "case", "KV MiB", "ms",
 		       "KV GB/s", "host GB/s", "med GB/s", "ratio", "med", "pairs", "max err");
 	}
@@ -442,11 +336,11 @@ int main(int argc, char **argv)
 		struct result *r = &res[i];
 		double ratio, ratio_med;
 
-		ret = run_case(engine, &cases[i], context, reps, bwbuf, bwbytes, r);
+		ret = run_case(engine, &cases[i], context, reps, &bw, r);
 		if (ret) {
 			fprintf(stderr, "attention_bench: %s failed: %s\n", cases[i].name,
 			        strerror(-ret));
-			free(bwbuf);
+			bench_membuf_free(&bw);
 			kvfpga_engine_destroy(engine);
 			return 1;
 		}
@@ -470,7 +364,7 @@ int main(int argc, char **argv)
 		json_object_object_add(root, "reps", json_object_new_int(reps));
 		json_object_object_add(root, "bandwidth_threads", json_object_new_int(BW_THREADS));
 		json_object_object_add(root, "bandwidth_buffer_bytes",
-		                       json_object_new_int64((int64_t)bwbytes));
+		                       json_object_new_int64((int64_t)bw.bytes));
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 			json_object *o = json_object_new_object();
 			struct result *r = &res[i];
@@ -521,7 +415,7 @@ int main(int argc, char **argv)
 		       "it)\n",
 		       reps);
 	}
-	free(bwbuf);
+	bench_membuf_free(&bw);
 	kvfpga_engine_destroy(engine);
 	return below ? 1 : 0;
 }

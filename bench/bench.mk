@@ -3,7 +3,7 @@
 # (e.g. make bench BENCH_ARGS=--json).
 BENCH_NAMES := attention_bench
 BENCH_BINS  := $(BENCH_NAMES:%=$(BUILD)/bench/%)
-BENCH_LIBS_attention_bench := $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+BENCH_LIBS_attention_bench = $(BENCH_UTIL_OBJ) $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 
 .PHONY: bench-build bench-attention
 bench-build: $(BENCH_BINS)
@@ -28,7 +28,7 @@ BENCH_HARNESS_BINS  := $(BENCH_HARNESS_NAMES:%=$(BUILD)/bench/%)
 BENCH_UTIL_OBJ      := $(BUILD)/bench/bench_util.o
 BENCH_JSONC_LIBS    := $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 $(foreach b,$(BENCH_HARNESS_NAMES),$(eval BENCH_LIBS_$(b) := $(BENCH_UTIL_OBJ) $(BENCH_JSONC_LIBS)))
-$(BENCH_HARNESS_BINS): $(BENCH_UTIL_OBJ)
+$(BENCH_HARNESS_BINS) $(BENCH_BINS): $(BENCH_UTIL_OBJ)
 
 ifeq ($(BENCH_QUICK),1)
 BENCH_ARGS += --quick
