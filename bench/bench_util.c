@@ -113,6 +113,17 @@ fail:
 	return NULL;
 }
 
+int bench_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 /*
  * From sysfs: glibc's sysconf can report the L3 of the whole package times
  * the threads in a VM.

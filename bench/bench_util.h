@@ -57,6 +57,9 @@ int bench_figure_of(const double *value, const double *baseline, int n, struct b
 json_object *bench_figure_json(const struct bench_figure *f, const char *unit,
                                const char *baseline_what, const char *baseline_unit);
 
+/* A decimal option value in [min, max] into *out; -EINVAL otherwise (out untouched). */
+int bench_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+
 /* Size of the last-level cache of CPU 0 from sysfs; 32 MiB when unknown. */
 size_t bench_llc_bytes(void);
 

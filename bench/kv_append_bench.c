@@ -458,17 +458,6 @@ static void usage(FILE *f)
 	           "  --label TEXT   copied into the JSON (e.g. which run this is)\n");
 }
 
-static int parse_u32(const char *s, uint32_t max, uint32_t *out)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (end == s || *end || v == 0 || v > max)
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -524,19 +513,19 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			}
 			break;
 		case 'n':
-			bad |= parse_u32(optarg, 1u << 24, &o->tokens) != 0;
+			bad |= bench_parse_u32(optarg, 1, 1u << 24, &o->tokens) != 0;
 			break;
 		case 'r':
-			bad |= parse_u32(optarg, MAX_REPS, &reps) != 0;
+			bad |= bench_parse_u32(optarg, 1, MAX_REPS, &reps) != 0;
 			break;
 		case 'l':
-			bad |= parse_u32(optarg, 1024, &o->layers) != 0;
+			bad |= bench_parse_u32(optarg, 1, 1024, &o->layers) != 0;
 			break;
 		case 'k':
-			bad |= parse_u32(optarg, 1024, &o->kv_heads) != 0;
+			bad |= bench_parse_u32(optarg, 1, 1024, &o->kv_heads) != 0;
 			break;
 		case 'd':
-			bad |= parse_u32(optarg, 1024, &o->head_dim) != 0;
+			bad |= bench_parse_u32(optarg, 1, 1024, &o->head_dim) != 0;
 			break;
 		case 'L':
 			o->label = optarg;

@@ -194,17 +194,6 @@ static void usage(FILE *f)
 	        "  --device SPEC  as KVFPGA_DEVICE (default: a card, else the host emulation)\n");
 }
 
-static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (end == s || *end || v < min || v > max)
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
@@ -240,16 +229,16 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			reps = 2;
 			break;
 		case 'p':
-			bad |= parse_u32(optarg, 16, 1u << 20, &o->prefix) != 0;
+			bad |= bench_parse_u32(optarg, 16, 1u << 20, &o->prefix) != 0;
 			break;
 		case 's':
-			bad |= parse_u32(optarg, 1, 1u << 20, &o->suffix) != 0;
+			bad |= bench_parse_u32(optarg, 1, 1u << 20, &o->suffix) != 0;
 			break;
 		case 'r':
-			bad |= parse_u32(optarg, 1, MAX_REPS, &reps) != 0;
+			bad |= bench_parse_u32(optarg, 1, MAX_REPS, &reps) != 0;
 			break;
 		case 't':
-			bad |= parse_u32(optarg, 1, 256, &o->threads) != 0;
+			bad |= bench_parse_u32(optarg, 1, 256, &o->threads) != 0;
 			break;
 		case 'D':
 			o->device = optarg;
