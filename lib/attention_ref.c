@@ -107,36 +107,41 @@ struct ref_layout {
 	uint64_t scale_offset;
 };
 
-/* Element (layer, kv, head, position) row of the arena, widened to float. */
+/*
+ * The (layer, kv, head, position) row of the arena, widened to float.  A
+ * tile is [slot][dim] for V and transposed, [dim][slot], for K.
+ */
 static void load_row(const struct kvfpga_attn_shape *s, const unsigned char *arena,
                      const struct ref_layout *lay, const int32_t *table, uint32_t layer, int kv,
                      uint32_t head, uint32_t pos, float *row)
 {
 	uint64_t block = (uint64_t)table[pos / s->block_size] * lay->block_elems;
-	uint64_t off = block + ((((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) *
-	                                s->block_size +
-	                        pos % s->block_size) *
-	                               s->head_dim;
+	uint64_t tile = block + (((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) *
+	                                s->block_size * s->head_dim;
+	uint64_t slot = pos % s->block_size;
+	uint64_t off = kv ? tile + slot * s->head_dim : tile + slot;
+	uint64_t step = kv ? 1 : s->block_size; /* elements between dims */
+	float scale = 1.0f;
 
-	if (s->kv_dtype == KVFPGA_KV_I8) {
-		float scale;
-
+	if (s->kv_dtype == KVFPGA_KV_I8)
 		/* int8 elements are bytes: element offsets are byte offsets. */
 		memcpy(&scale,
 		       arena + block + lay->scale_offset +
 		               (((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) * 4,
 		       sizeof(scale));
-		for (uint32_t d = 0; d < s->head_dim; d++)
-			row[d] = (float)(int8_t)arena[off + d] * scale;
-	} else if (s->kv_dtype == KVFPGA_KV_F16) {
-		for (uint32_t d = 0; d < s->head_dim; d++) {
+	for (uint32_t d = 0; d < s->head_dim; d++) {
+		uint64_t e = off + d * step;
+
+		if (s->kv_dtype == KVFPGA_KV_I8) {
+			row[d] = (float)(int8_t)arena[e] * scale;
+		} else if (s->kv_dtype == KVFPGA_KV_F16) {
 			uint16_t h;
 
-			memcpy(&h, arena + (off + d) * 2, sizeof(h));
+			memcpy(&h, arena + e * 2, sizeof(h));
 			row[d] = kvfh_f16_to_f32(h);
+		} else {
+			memcpy(&row[d], arena + e * 4, sizeof(float));
 		}
-	} else {
-		memcpy(row, arena + off * 4, (size_t)s->head_dim * 4);
 	}
 }
 

@@ -15,7 +15,7 @@
 #define KVF_HIDDEN __attribute__((visibility("hidden")))
 
 /* Must match KVFPGA_KERNEL_ABI and kvfpga_build_info() in the .cl file. */
-#define KVF_KERNEL_ABI   2u
+#define KVF_KERNEL_ABI   3u
 #define KVF_INFO_MAGIC   0x6b766661u
 #define KVF_INFO_WORDS   9
 #define KVF_MAX_HEAD_DIM 512u

@@ -96,6 +96,8 @@ static int compute_layout(const struct kvfpga_kvcache_config *cfg,
 	lay->arena_bytes = arena;
 	lay->bytes_per_token = block_bytes / bs;
 	lay->scale_offset = scale_offset;
+	lay->k_slot_stride = 1;
+	lay->k_dim_stride = bs;
 	return 0;
 }
 

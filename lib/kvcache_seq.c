@@ -180,8 +180,8 @@ static int8_t quantize(float x, float scale)
  * requantised.  Doubling bounds the error that repeated requantisation adds:
  * every value stays within one final scale step of what was written.
  */
-static void store_i8(int8_t *group, float *scale, uint32_t group_len, int8_t *dst, const float *x,
-                     uint32_t n)
+static void store_i8(int8_t *group, float *scale, uint32_t group_len, int8_t *dst, size_t step,
+                     const float *x, uint32_t n)
 {
 	float amax = 0.0f, s = *scale;
 
@@ -206,22 +206,40 @@ static void store_i8(int8_t *group, float *scale, uint32_t group_len, int8_t *ds
 		*scale = s = ns;
 	}
 	for (uint32_t i = 0; i < n; i++)
-		dst[i] = quantize(x[i], s);
+		dst[i * step] = quantize(x[i], s);
 }
 
-/* Store one row of n_kv_heads * head_dim floats at (layer, kv, slot) of block @id. */
+/* binary16 conversions of a strided K row go through a buffer this long. */
+#define HALF_CHUNK 64
+
+/*
+ * Store one row of n_kv_heads * head_dim floats at (layer, kv, slot) of
+ * block @id.  V's dims are contiguous; K's are block_size apart (a K tile
+ * is [dim][slot], see kvfpga_kvcache_layout).
+ */
 static void store_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer, uint32_t kv,
                       uint32_t slot, const float *row)
 {
 	const struct kvfpga_kvcache_layout *l = &kc->lay;
-	uint64_t off = layer * l->layer_stride + kv * l->kv_stride + slot * l->slot_stride;
+	uint64_t off = layer * l->layer_stride + kv * l->kv_stride +
+	               (kv ? slot * l->slot_stride : slot * l->k_slot_stride);
+	size_t step = kv ? 1 : l->k_dim_stride;
 	uint32_t hd = l->head_dim;
 
 	if (l->dtype == KVFPGA_KVCACHE_F32) {
 		float *dst = (float *)(void *)kvc_block_ptr(kc, id) + off;
 
-		for (uint32_t h = 0; h < l->n_kv_heads; h++)
-			memcpy(dst + h * l->head_stride, row + (size_t)h * hd, hd * sizeof(float));
+		for (uint32_t h = 0; h < l->n_kv_heads; h++) {
+			const float *x = row + (size_t)h * hd;
+			float *y = dst + h * l->head_stride;
+
+			if (step == 1) {
+				memcpy(y, x, hd * sizeof(float));
+				continue;
+			}
+			for (uint32_t d = 0; d < hd; d++)
+				y[d * step] = x[d];
+		}
 	} else if (l->dtype == KVFPGA_KVCACHE_I8) {
 		int8_t *blk = (int8_t *)kvc_block_ptr(kc, id);
 		float *scales = (float *)(void *)(kvc_block_ptr(kc, id) + l->scale_offset) +
@@ -232,13 +250,28 @@ static void store_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t laye
 			                h * l->head_stride;
 
 			store_i8(group, &scales[h], (uint32_t)l->head_stride,
-			         blk + off + h * l->head_stride, row + (size_t)h * hd, hd);
+			         blk + off + h * l->head_stride, step, row + (size_t)h * hd, hd);
 		}
 	} else {
 		uint16_t *dst = (uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
+		uint16_t tmp[HALF_CHUNK];
 
-		for (uint32_t h = 0; h < l->n_kv_heads; h++)
-			kc->half->f32_to_f16(row + (size_t)h * hd, dst + h * l->head_stride, hd);
+		for (uint32_t h = 0; h < l->n_kv_heads; h++) {
+			const float *x = row + (size_t)h * hd;
+			uint16_t *y = dst + h * l->head_stride;
+
+			if (step == 1) {
+				kc->half->f32_to_f16(x, y, hd);
+				continue;
+			}
+			for (uint32_t d0 = 0; d0 < hd; d0 += HALF_CHUNK) {
+				uint32_t n = hd - d0 < HALF_CHUNK ? hd - d0 : HALF_CHUNK;
+
+				kc->half->f32_to_f16(x + d0, tmp, n);
+				for (uint32_t d = 0; d < n; d++)
+					y[(d0 + d) * step] = tmp[d];
+			}
+		}
 	}
 }
 
@@ -246,14 +279,17 @@ static void load_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer
                      uint32_t slot, float *row)
 {
 	const struct kvfpga_kvcache_layout *l = &kc->lay;
-	uint64_t off = layer * l->layer_stride + kv * l->kv_stride + slot * l->slot_stride;
+	uint64_t off = layer * l->layer_stride + kv * l->kv_stride +
+	               (kv ? slot * l->slot_stride : slot * l->k_slot_stride);
+	size_t step = kv ? 1 : l->k_dim_stride;
 	uint32_t hd = l->head_dim;
 
 	if (l->dtype == KVFPGA_KVCACHE_F32) {
 		const float *src = (const float *)(void *)kvc_block_ptr(kc, id) + off;
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++)
-			memcpy(row + (size_t)h * hd, src + h * l->head_stride, hd * sizeof(float));
+			for (uint32_t d = 0; d < hd; d++)
+				row[(size_t)h * hd + d] = src[h * l->head_stride + d * step];
 	} else if (l->dtype == KVFPGA_KVCACHE_I8) {
 		const int8_t *src = (const int8_t *)kvc_block_ptr(kc, id) + off;
 		const float *scales =
@@ -261,14 +297,29 @@ static void load_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer
 		        (size_t)(layer * 2 + kv) * l->n_kv_heads;
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++)
-			for (uint32_t i = 0; i < hd; i++)
-				row[(size_t)h * hd + i] =
-				        (float)src[h * l->head_stride + i] * scales[h];
+			for (uint32_t d = 0; d < hd; d++)
+				row[(size_t)h * hd + d] =
+				        (float)src[h * l->head_stride + d * step] * scales[h];
 	} else {
 		const uint16_t *src = (const uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
+		uint16_t tmp[HALF_CHUNK];
 
-		for (uint32_t h = 0; h < l->n_kv_heads; h++)
-			kc->half->f16_to_f32(src + h * l->head_stride, row + (size_t)h * hd, hd);
+		for (uint32_t h = 0; h < l->n_kv_heads; h++) {
+			const uint16_t *x = src + h * l->head_stride;
+			float *y = row + (size_t)h * hd;
+
+			if (step == 1) {
+				kc->half->f16_to_f32(x, y, hd);
+				continue;
+			}
+			for (uint32_t d0 = 0; d0 < hd; d0 += HALF_CHUNK) {
+				uint32_t n = hd - d0 < HALF_CHUNK ? hd - d0 : HALF_CHUNK;
+
+				for (uint32_t d = 0; d < n; d++)
+					tmp[d] = x[(d0 + d) * step];
+				kc->half->f16_to_f32(tmp, y + d0, n);
+			}
+		}
 	}
 }
 

@@ -4,10 +4,12 @@
  *
  * Arena layout (fixed by the KV cache): block b starts at element
  * b * block_elems; inside a block the order is
- *   [layer][kv: 0 = K, 1 = V][kv_head][slot 0..BLOCK_SIZE-1][HEAD_DIM]
- * so the K (or V) rows of one (layer, kv head) form one contiguous
- * BLOCK_SIZE x HEAD_DIM tile per block.  Position p of a sequence is in
- * block table[p / BLOCK_SIZE], slot p % BLOCK_SIZE.
+ *   [layer][kv: 0 = K, 1 = V][kv_head][tile of BLOCK_SIZE x HEAD_DIM]
+ * so the K (or V) elements of one (layer, kv head) form one contiguous
+ * tile per block.  A V tile is row-major, [slot][HEAD_DIM]; a K tile is
+ * transposed, [HEAD_DIM][slot], so that the scores of a tile's slots are
+ * accumulated lane-wise with no horizontal sums.  Position p of a sequence
+ * is in block table[p / BLOCK_SIZE], slot p % BLOCK_SIZE.
  *
  * Compile-time parameters (FPGA tools need static bounds; the host passes
  * them with -D, derived from the model shape):
@@ -71,7 +73,7 @@
 #endif
 
 /* Bumped when a kernel signature or the partial-result layout changes. */
-#define KVFPGA_KERNEL_ABI 2
+#define KVFPGA_KERNEL_ABI 3
 
 #if HEAD_DIM % VEC != 0
 #error "HEAD_DIM must be a multiple of VEC"
@@ -188,34 +190,65 @@ typedef float kv_t;
 #endif
 #define IN_PLACE(ROWS) (CPU_TUNED && (!(KV_F16 || KV_I8) || (ROWS) == 1))
 
-/* Score vectors: SVEC lanes of one block's scores per step. */
+/*
+ * Score vectors: SVEC lanes = SVEC consecutive slots of a block.  A K tile
+ * is stored transposed (see the layout above), so one column (dimension d
+ * of every slot) is BLOCK_SIZE contiguous elements, NS vectors of SVEC.
+ */
 #if BLOCK_SIZE >= 16
 #define SVEC 16
 typedef float16 svec;
+typedef int16 isvec;
+#define SLANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 #define SLOAD(i, p) vload16((i), (p))
 #define SSTORE(v, i, p) vstore16((v), (i), (p))
+#define SLOADH(i, p) vload_half16((i), (p))
+#define SLOADC(i, p) convert_float16(vload16((i), (p)))
 #elif BLOCK_SIZE == 8
 #define SVEC 8
 typedef float8 svec;
+typedef int8 isvec;
+#define SLANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
 #define SLOAD(i, p) vload8((i), (p))
 #define SSTORE(v, i, p) vstore8((v), (i), (p))
+#define SLOADH(i, p) vload_half8((i), (p))
+#define SLOADC(i, p) convert_float8(vload8((i), (p)))
 #elif BLOCK_SIZE == 4
 #define SVEC 4
 typedef float4 svec;
+typedef int4 isvec;
+#define SLANES (int4)(0, 1, 2, 3)
 #define SLOAD(i, p) vload4((i), (p))
 #define SSTORE(v, i, p) vstore4((v), (i), (p))
+#define SLOADH(i, p) vload_half4((i), (p))
+#define SLOADC(i, p) convert_float4(vload4((i), (p)))
 #elif BLOCK_SIZE == 2
 #define SVEC 2
 typedef float2 svec;
+typedef int2 isvec;
+#define SLANES (int2)(0, 1)
 #define SLOAD(i, p) vload2((i), (p))
 #define SSTORE(v, i, p) vstore2((v), (i), (p))
+#define SLOADH(i, p) vload_half2((i), (p))
+#define SLOADC(i, p) convert_float2(vload2((i), (p)))
 #else
 #define SVEC 1
 typedef float svec;
+typedef int isvec;
+#define SLANES 0
 #define SLOAD(i, p) ((p)[(i)])
 #define SSTORE(v, i, p) ((p)[(i)] = (v))
+#define SLOADH(i, p) vload_half((i), (p))
+#define SLOADC(i, p) ((float)(p)[(i)])
 #endif
 #define NS (BLOCK_SIZE / SVEC)
+#if KV_F16
+#define SLOADKV(i, p) SLOADH((i), (p))
+#elif KV_I8
+#define SLOADKV(i, p) SLOADC((i), (p))
+#else
+#define SLOADKV(i, p) SLOAD((i), (p))
+#endif
 
 /* Lane reductions with a fixed tree (deterministic order). */
 static float sum16(float16 v)
@@ -260,14 +293,6 @@ static float max4(float4 v)
 	return fmax(c.x, c.y);
 }
 
-#if VEC == 16
-#define HSUM(v) sum16(v)
-#elif VEC == 8
-#define HSUM(v) sum8(v)
-#else
-#define HSUM(v) sum4(v)
-#endif
-
 #if SVEC == 16
 #define SSUM(v) sum16(v)
 #define SMAX(v) max16(v)
@@ -285,72 +310,36 @@ static float max4(float4 v)
 #define SMAX(v) (v)
 #endif
 
-/*
- * Scores of 16 dot products at once (VEC == 16, BLOCK_SIZE a multiple of
- * 16): d[j] holds the 16 lane-wise partial products of dot product j, and
- * reduce16 adds the lanes of all 16 together in four halving steps (8-lane
- * halves, then 4-lane quarters, 2-lane pairs, single lanes), each adding two
- * shuffled vectors, leaving dot product j in lane j: 15 vector adds for 16
- * sums instead of 8 steps per sum one at a time.  The order of additions is
- * fixed, so results are deterministic.
- */
-#if VEC == 16 && BLOCK_SIZE % 16 == 0
-#define SCORES16 1
-static float16 reduce16(const float16 *d)
-{
-	float16 e[8], f[4], g[2];
-
-	_Pragma("unroll") for (int k = 0; k < 8; k++) e[k] =
-		(float16)(d[k].lo, d[k + 8].lo) + (float16)(d[k].hi, d[k + 8].hi);
-	_Pragma("unroll") for (int k = 0; k < 4; k++)
-	{
-		const float16 x = e[k], y = e[k + 4];
-
-		f[k] = (float16)(x.s0123, y.s0123, x.s89ab, y.s89ab) +
-		       (float16)(x.s4567, y.s4567, x.scdef, y.scdef);
-	}
-	_Pragma("unroll") for (int k = 0; k < 2; k++)
-	{
-		const float16 x = f[k], y = f[k + 2];
-
-		g[k] = (float16)(x.s01, y.s01, x.s45, y.s45, x.s89, y.s89, x.scd, y.scd) +
-		       (float16)(x.s23, y.s23, x.s67, y.s67, x.sab, y.sab, x.sef, y.sef);
-	}
-	return (float16)(g[0].s0, g[1].s0, g[0].s2, g[1].s2, g[0].s4, g[1].s4, g[0].s6, g[1].s6,
-			 g[0].s8, g[1].s8, g[0].sa, g[1].sa, g[0].sc, g[1].sc, g[0].se, g[1].se) +
-	       (float16)(g[0].s1, g[1].s1, g[0].s3, g[1].s3, g[0].s5, g[1].s5, g[0].s7, g[1].s7,
-			 g[0].s9, g[1].s9, g[0].sb, g[1].sb, g[0].sd, g[1].sd, g[0].sf, g[1].sf);
-}
+/* Element offset of column d (dimension d of every slot) in a K tile. */
+#define KCOL(d) ((d) * BLOCK_SIZE)
+/* Bytes of one K column, and a prefetch of n columns' bytes towards L2. */
+#define COL_BYTES (BLOCK_SIZE * (int)sizeof(kv_t))
+#if CPU_TUNED
+#define PREFETCH_COLS(p, n)                                                                        \
+	do {                                                                                       \
+		for (int b_ = 0; b_ < (n) * COL_BYTES; b_ += 64)                                   \
+			__builtin_prefetch((const __global char *)(p) + b_, 0, 1);                  \
+	} while (0)
 #else
-#define SCORES16 0
+#define PREFETCH_COLS(p, n)                                                                        \
+	do {                                                                                       \
+	} while (0)
 #endif
 
-/* reduce16 for 8 lanes: lane j of the result is the sum of d[j]'s lanes. */
-static float8 reduce8(const float8 *d)
-{
-	float8 e[4], f[2];
-
-	_Pragma("unroll") for (int k = 0; k < 4; k++) e[k] =
-		(float8)(d[k].lo, d[k + 4].lo) + (float8)(d[k].hi, d[k + 4].hi);
-	_Pragma("unroll") for (int k = 0; k < 2; k++)
-	{
-		const float8 x = e[k], y = e[k + 2];
-
-		f[k] = (float8)(x.s01, y.s01, x.s45, y.s45) + (float8)(x.s23, y.s23, x.s67, y.s67);
-	}
-	return (float8)(f[0].s0, f[1].s0, f[0].s2, f[1].s2, f[0].s4, f[1].s4, f[0].s6, f[1].s6) +
-	       (float8)(f[0].s1, f[1].s1, f[0].s3, f[1].s3, f[0].s5, f[1].s5, f[0].s7, f[1].s7);
-}
-
 /*
- * The steps of attending ROWS query rows (qv, ROWS x NV vectors, already
- * scaled) to one K/V tile of BLOCK_SIZE rows, of which the first `valid`
- * are in the context.  Each K and V row is read from global memory once,
- * into a private tile (or, CPU-tuned, into the L1 cache), and used there
- * for all ROWS rows.  `next` is the tile read after this one (for the CPU prefetch).
+ * The steps of attending ROWS query rows (qs, ROWS x HEAD_DIM floats,
+ * already scaled) to one K/V tile of BLOCK_SIZE slots, of which the first
+ * `valid` are in the context.  Each K and V element is read from global
+ * memory once, into a private tile (or, CPU-tuned, into the L1 cache), and
+ * used there for all ROWS rows.  `next` is the tile read after this one
+ * (for the CPU prefetch).
  *
  * tile_scores: sc[r][t] = q_r . k_t, or -INFINITY for slots past `valid`
- *   and, with CAUSAL, for key positions kpos0 + t > qpos[r].
+ *   and, with CAUSAL, for key positions kpos0 + t > qpos[r].  Over the
+ *   transposed K tile this is a column sweep: for each dimension d,
+ *   sc[r][slots] += q_r[d] * column d, SVEC slots per vector, so no dot
+ *   product needs a horizontal reduction.  Slots past `valid` may hold
+ *   anything, even NaN; select() replaces their scores whatever they are.
  * softmax_update: online softmax; sc becomes the probabilities
  *   exp2(s - m_new), acc is rescaled by exp2(m - m_new), (m, l) updated.
  *   The caller guarantees every row has seen an unmasked key by the end of
@@ -359,10 +348,9 @@ static float8 reduce8(const float8 *d)
  *   probability 0 and a finite row, so the loop needs no bound but the tile's).
  */
 /*
- * Rows past `valid` are never used (their scores are masked, their
- * probabilities 0), but they must hold finite numbers: a slot past a
- * sequence's end may hold anything, so reads are clamped to the last
- * valid row instead.
+ * V rows past `valid` are never used (their probabilities are 0), but they
+ * must hold finite numbers (0 * NaN is NaN): a slot past a sequence's end
+ * may hold anything, so reads are clamped to the last valid row instead.
  */
 #define ROW(t, valid) min((t), (valid)-1)
 #define COPY_TILE(ROWS, tile, src, valid)                                                          \
@@ -374,57 +362,43 @@ static float8 reduce8(const float8 *d)
 	}
 #define KV_AT(ROWS, tile, src, valid, t, i)                                                        \
 	(IN_PLACE(ROWS) ? VLOADKV((i), (src) + ROW((t), valid) * HEAD_DIM) : (tile)[(t)][(i)])
-
-#if SCORES16
-#define TILE_SCORE_ROWS(ROWS, CAUSAL)                                                              \
-	for (int r = 0; r < ROWS; r++) {                                                           \
-		for (int c = 0; c < BLOCK_SIZE / 16; c++) {                                        \
-			float16 d[16];                                                             \
-			if (r == 0 && next) {                                                      \
-				_Pragma("unroll") for (int j = 0; j < 16; j++)                     \
-					PREFETCH_ROW(next + (c * 16 + j) * HEAD_DIM);              \
-			}                                                                          \
-			_Pragma("unroll") for (int j = 0; j < 16; j++) d[j] =                      \
-				qv[r * NV] * KV_AT(ROWS, tile, kt, valid, c * 16 + j, 0);          \
-			_Pragma("unroll") for (int i = 1; i < NV; i++)                             \
-			{                                                                          \
-				const float16 qi = qv[r * NV + i];                                 \
-				_Pragma("unroll") for (int j = 0; j < 16; j++) d[j] =              \
-					fma(qi, KV_AT(ROWS, tile, kt, valid, c * 16 + j, i), d[j]); \
-			}                                                                          \
-			const int16 slot = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,   \
-						   14, 15) +                                       \
-					   c * 16;                                                 \
-			int16 keep = slot < valid;                                                 \
-			if (CAUSAL)                                                                \
-				keep &= kpos0 + slot <= qpos[r];                                   \
-			vstore16(select((float16)(-INFINITY), SCALED(reduce16(d), kscale), keep), c,  \
-				 sc[r]);                                                           \
+#define COPY_KT(ROWS, tile, src)                                                                   \
+	if (!IN_PLACE(ROWS)) {                                                                     \
+		for (int d_ = 0; d_ < HEAD_DIM; d_++) {                                            \
+			_Pragma("unroll") for (int c_ = 0; c_ < NS; c_++) (tile)[d_][c_] =         \
+				SLOADKV(c_, (src) + KCOL(d_));                                     \
 		}                                                                                  \
 	}
-#else
-#define TILE_SCORE_ROWS(ROWS, CAUSAL)                                                              \
-	for (int r = 0; r < ROWS; r++) {                                                           \
-		for (int t = 0; t < BLOCK_SIZE; t++) {                                             \
-			if (r == 0 && next)                                                        \
-				PREFETCH_ROW(next + t * HEAD_DIM);                                 \
-			vecf d = qv[r * NV] * KV_AT(ROWS, tile, kt, valid, t, 0);                  \
-			_Pragma("unroll") for (int i = 1; i < NV; i++) d =                         \
-				fma(qv[r * NV + i], KV_AT(ROWS, tile, kt, valid, t, i), d);        \
-			const int keep = t < valid && (!(CAUSAL) || kpos0 + t <= qpos[r]);         \
-			sc[r][t] = keep ? SCALED(HSUM(d), kscale) : -INFINITY;                    \
-		}                                                                                  \
-	}
-#endif
+#define KT_AT(ROWS, tile, src, d, c)                                                               \
+	(IN_PLACE(ROWS) ? SLOADKV((c), (src) + KCOL(d)) : (tile)[(d)][(c)])
 
 #define DEFINE_TILE_SCORES(name, ROWS, CAUSAL)                                                      \
 	static void name(const __global kv_t *restrict kt, const __global kv_t *next,              \
-			 const int valid, const int kpos0, const int *qpos, const vecf *qv,         \
+			 const int valid, const int kpos0, const int *qpos, const float *qs,        \
 			 const float kscale, float sc[][BLOCK_SIZE])                                \
 	{                                                                                          \
-		vecf tile[IN_PLACE(ROWS) ? 1 : BLOCK_SIZE][NV];                                    \
-		COPY_TILE(ROWS, tile, kt, valid)                                                   \
-		TILE_SCORE_ROWS(ROWS, CAUSAL)                                                      \
+		svec tile[IN_PLACE(ROWS) ? 1 : HEAD_DIM][NS];                                      \
+		COPY_KT(ROWS, tile, kt)                                                            \
+		for (int r = 0; r < ROWS; r++) {                                                   \
+			svec s[NS];                                                                \
+			_Pragma("unroll") for (int c = 0; c < NS; c++) s[c] = (svec)(0.0f);        \
+			for (int d = 0; d < HEAD_DIM; d++) {                                       \
+				const svec qd = (svec)(qs[r * HEAD_DIM + d]);                      \
+				if (r == 0 && next)                                                \
+					PREFETCH_COLS(next + KCOL(d), 1);                          \
+				_Pragma("unroll") for (int c = 0; c < NS; c++) s[c] =              \
+					fma(qd, KT_AT(ROWS, tile, kt, d, c), s[c]);                \
+			}                                                                          \
+			_Pragma("unroll") for (int c = 0; c < NS; c++)                             \
+			{                                                                          \
+				const isvec slot = SLANES + c * SVEC;                              \
+				isvec keep = slot < valid;                                         \
+				if (CAUSAL)                                                        \
+					keep &= kpos0 + slot <= qpos[r];                           \
+				SSTORE(select((svec)(-INFINITY), SCALED(s[c], kscale), keep), c,   \
+				       sc[r]);                                                     \
+			}                                                                          \
+		}                                                                                  \
 	}
 
 #define DEFINE_SOFTMAX_UPDATE(name, ROWS)                                                           \
@@ -475,109 +449,90 @@ static float8 reduce8(const float8 *d)
 
 /*
  * CPU-tuned decode (KVFPGA_CPU, VEC 8 or 16): register blocking across the
- * GROUP_SIZE query heads that share a KV head, and a softmax vectorised
- * across query heads.
+ * GROUP_SIZE query heads that share a KV head.
  *
  * A K or V vector is loaded (and, for f16, widened) once into a register
  * and used there by every query head of the group, instead of once per
  * head: under GQA the arithmetic per KV byte grows with the group while the
  * loads and conversions per byte stay the same.
  *
- * Scores: SC_TOKS tokens x SC_HEADS heads (VEC at most) dot products are
- * accumulated lane-wise in VEC vectors and reduced together (reduce16 /
- * reduce8), leaving (token t, head h) in lane t * SC_HEADS + h.  They are
- * stored transposed, sct[token][query head], so that the softmax works on
- * VEC query heads per vector with no horizontal reductions: the running
- * maximum, the probabilities and their sums of 16 heads are each one
- * vector operation per token instead of a chain of shuffles per head.
+ * Scores: a pass holds KT_KH heads x KT_KC slot vectors of scores, each as
+ * KT_DS partial sums over interleaved dimensions, in registers while it
+ * sweeps the columns of the transposed K tile: per dimension, KT_KC column
+ * vectors are loaded and each head's query element is broadcast against
+ * them.  Enough independent sums (>= 8) keep the multiply-add pipelines
+ * full; no horizontal reduction is needed.
  *
  * Accumulate: AC_HEADS heads x AC_VECS head-dim vectors of the output stay
  * in registers while a pass runs over the tile's rows; each probability is
- * a broadcast load from sct.
+ * a broadcast load from sc.
  */
 #if CPU_TUNED && (VEC == 16 || VEC == 8) && BLOCK_SIZE >= VEC
 #define DECODE_BLOCKED 1
-#define SC_HEADS (GROUP_SIZE < VEC ? GROUP_SIZE : VEC)
-#define SC_TOKS_(n) (SC_HEADS * (n) <= VEC ? (n) : 0)
-#define SC_TOKS                                                                                    \
-	(SC_TOKS_(16) ? 16 : SC_TOKS_(8) ? 8 : SC_TOKS_(4) ? 4 : SC_TOKS_(2) ? 2 : 1)
+#define KT_KH (GROUP_SIZE < 8 ? GROUP_SIZE : 8)
+#define KT_KC_(n) ((n) <= NS && (n)*KT_KH <= 8)
+#define KT_KC (KT_KC_(8) ? 8 : KT_KC_(4) ? 4 : KT_KC_(2) ? 2 : 1)
+#define KT_SUMS (KT_KH * KT_KC)
+#define KT_DS (KT_SUMS >= 8 ? 1 : KT_SUMS >= 4 ? 2 : KT_SUMS >= 2 ? 4 : 8)
+#if HEAD_DIM % KT_DS != 0
+#error "HEAD_DIM must be a multiple of KT_DS"
+#endif
 #define AC_HEADS (GROUP_SIZE < 8 ? GROUP_SIZE : 8)
 #define AC_VECS_MAX (16 / AC_HEADS > 0 ? 16 / AC_HEADS : 1)
 #define AC_VECS (AC_VECS_MAX < NV ? AC_VECS_MAX : NV)
-/* Query heads padded to whole vectors for the softmax (padding rows are never read back). */
-#define NQP ((N_Q_HEADS + VEC - 1) / VEC * VEC)
-#if VEC == 16
-typedef int16 veci;
-#define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-#define REDUCE(d) reduce16(d)
-#else
-typedef int8 veci;
-#define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
-#define REDUCE(d) reduce8(d)
-#endif
 
-/* sct[t][row0 + g] = q_g . k_t for the GROUP_SIZE heads of one KV head. */
+/* sc[row0 + g][t] = q_g . k_t for the GROUP_SIZE heads of one KV head. */
 static void decode_scores_blocked(const __global kv_t *restrict kt, const __global kv_t *next,
-				  const int valid, const vecf *qv, const float kscale, float sct[][NQP],
-				  const int row0)
+				  const int valid, const float *qs, const float kscale,
+				  float sc[][BLOCK_SIZE], const int row0)
 {
-	const veci lane_tok = LANES / SC_HEADS;
+	for (int h0 = 0; h0 < GROUP_SIZE; h0 += KT_KH) {
+		for (int c0 = 0; c0 < NS; c0 += KT_KC) {
+			svec s[KT_KH][KT_KC][KT_DS];
 
-	for (int h0 = 0; h0 < GROUP_SIZE; h0 += SC_HEADS) {
-		for (int c = 0; c < BLOCK_SIZE / SC_TOKS; c++) {
-			vecf d[VEC];
-			float s[VEC];
-
-			_Pragma("unroll") for (int j = 0; j < VEC; j++) d[j] = (vecf)(0.0f);
-#if SC_HEADS == 1
-			/*
-			 * One head per KV head: nothing to share, so read the rows in
-			 * address order, a row's vectors back to back (from memory
-			 * about 1.25x the slice-interleaved order below, MHA f32).
-			 */
-			_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++)
+			_Pragma("unroll") for (int h = 0; h < KT_KH; h++)
 			{
-				const __global kv_t *krow = kt + ROW(c * SC_TOKS + t, valid) * HEAD_DIM;
-
-				if (next)
-					PREFETCH_ROW(next + (c * SC_TOKS + t) * HEAD_DIM);
-				_Pragma("unroll") for (int i = 0; i < NV; i++) d[t] =
-					fma(qv[i], VLOADKV(i, krow), d[t]);
-			}
-#else
-			/* A rolled loop keeps the VEC sums in registers (unrolled, the
-			 * compiler loads the whole tile ahead and spills it). */
-			_Pragma("unroll 1") for (int i = 0; i < NV; i++)
-			{
-				vecf k[SC_TOKS];
-
-				/* Prefetches spread over the arithmetic, not in a burst. */
-				if (h0 == 0 && next) {
-					_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++)
-						PREFETCH_SLICE(next + (c * SC_TOKS + t) * HEAD_DIM, i);
-				}
-				_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++) k[t] =
-					VLOADKV(i, kt + ROW(c * SC_TOKS + t, valid) * HEAD_DIM);
-				_Pragma("unroll") for (int h = 0; h < SC_HEADS; h++)
+				_Pragma("unroll") for (int c = 0; c < KT_KC; c++)
 				{
-					if (h0 + h < GROUP_SIZE) {
-						const vecf qi = qv[(h0 + h) * NV + i];
+					_Pragma("unroll") for (int j = 0; j < KT_DS; j++) s[h][c][j] =
+						(svec)(0.0f);
+				}
+			}
+			_Pragma("unroll 1") for (int d0 = 0; d0 < HEAD_DIM; d0 += KT_DS)
+			{
+				/* Prefetches spread over the arithmetic, not in a burst. */
+				if (h0 == 0 && c0 == 0 && next)
+					PREFETCH_COLS(next + KCOL(d0), KT_DS);
+				_Pragma("unroll") for (int j = 0; j < KT_DS; j++)
+				{
+					svec k[KT_KC];
 
-						_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++)
-							d[t * SC_HEADS + h] =
-								fma(qi, k[t], d[t * SC_HEADS + h]);
+					_Pragma("unroll") for (int c = 0; c < KT_KC; c++) k[c] =
+						SLOADKV(c0 + c, kt + KCOL(d0 + j));
+					_Pragma("unroll") for (int h = 0; h < KT_KH; h++)
+					{
+						if (h0 + h < GROUP_SIZE) {
+							const svec qd = (svec)(
+								qs[(h0 + h) * HEAD_DIM + d0 + j]);
+
+							_Pragma("unroll") for (int c = 0; c < KT_KC; c++)
+								s[h][c][j] = fma(qd, k[c], s[h][c][j]);
+						}
 					}
 				}
 			}
-#endif
-			const veci keep = c * SC_TOKS + lane_tok < valid;
-			VSTOREF(select((vecf)(-INFINITY), SCALED(REDUCE(d), kscale), keep), 0, s);
-			_Pragma("unroll") for (int t = 0; t < SC_TOKS; t++)
+			_Pragma("unroll") for (int h = 0; h < KT_KH; h++)
 			{
-				_Pragma("unroll") for (int h = 0; h < SC_HEADS; h++)
+				if (h0 + h >= GROUP_SIZE)
+					continue;
+				_Pragma("unroll") for (int c = 0; c < KT_KC; c++)
 				{
-					if (h0 + h < GROUP_SIZE)
-						sct[c * SC_TOKS + t][row0 + h0 + h] = s[t * SC_HEADS + h];
+					svec sum = s[h][c][0];
+					const isvec keep = SLANES + (c0 + c) * SVEC < valid;
+
+					_Pragma("unroll") for (int j = 1; j < KT_DS; j++) sum += s[h][c][j];
+					SSTORE(select((svec)(-INFINITY), SCALED(sum, kscale), keep), c0 + c,
+					       sc[row0 + h0 + h]);
 				}
 			}
 		}
@@ -585,45 +540,131 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 }
 
 /*
- * Online softmax over one tile for all query heads, VEC heads per vector:
- * sct becomes the probabilities exp2(s - m_new), (m, l) are updated, and
- * each head's acc is rescaled by exp2(m - m_new) when its maximum moved.
+ * Lane j of the result is the sum (or max) of the lanes of d[j]: 16 vectors
+ * of 16 lanes combined in four halving steps (8-lane halves, 4-lane
+ * quarters, 2-lane pairs, single lanes), each combining two shuffled
+ * vectors: 15 vector operations for 16 reductions.  Fixed order, so the
+ * results are deterministic.
  */
-static void decode_softmax_blocked(float sct[][NQP], vecf *acc, float *m, float *l)
+#define DEFINE_TREE16(name, OP)                                                                     \
+	static float16 name(const float16 *d)                                                      \
+	{                                                                                          \
+		float16 e[8], f[4], g[2];                                                          \
+		_Pragma("unroll") for (int k = 0; k < 8; k++) e[k] =                               \
+			OP((float16)(d[k].lo, d[k + 8].lo), (float16)(d[k].hi, d[k + 8].hi));      \
+		_Pragma("unroll") for (int k = 0; k < 4; k++)                                      \
+		{                                                                                  \
+			const float16 x = e[k], y = e[k + 4];                                      \
+			f[k] = OP((float16)(x.s0123, y.s0123, x.s89ab, y.s89ab),                    \
+				  (float16)(x.s4567, y.s4567, x.scdef, y.scdef));                   \
+		}                                                                                  \
+		_Pragma("unroll") for (int k = 0; k < 2; k++)                                      \
+		{                                                                                  \
+			const float16 x = f[k], y = f[k + 2];                                      \
+			g[k] = OP((float16)(x.s01, y.s01, x.s45, y.s45, x.s89, y.s89, x.scd, y.scd), \
+				  (float16)(x.s23, y.s23, x.s67, y.s67, x.sab, y.sab, x.sef, y.sef)); \
+		}                                                                                  \
+		return OP((float16)(g[0].s0, g[1].s0, g[0].s2, g[1].s2, g[0].s4, g[1].s4, g[0].s6, \
+				    g[1].s6, g[0].s8, g[1].s8, g[0].sa, g[1].sa, g[0].sc, g[1].sc, \
+				    g[0].se, g[1].se),                                             \
+			  (float16)(g[0].s1, g[1].s1, g[0].s3, g[1].s3, g[0].s5, g[1].s5, g[0].s7, \
+				    g[1].s7, g[0].s9, g[1].s9, g[0].sb, g[1].sb, g[0].sd, g[1].sd, \
+				    g[0].sf, g[1].sf));                                            \
+	}
+#define DEFINE_TREE8(name, OP)                                                                      \
+	static float8 name(const float8 *d)                                                        \
+	{                                                                                          \
+		float8 e[4], f[2];                                                                 \
+		_Pragma("unroll") for (int k = 0; k < 4; k++) e[k] =                               \
+			OP((float8)(d[k].lo, d[k + 4].lo), (float8)(d[k].hi, d[k + 4].hi));        \
+		_Pragma("unroll") for (int k = 0; k < 2; k++)                                      \
+		{                                                                                  \
+			const float8 x = e[k], y = e[k + 2];                                       \
+			f[k] = OP((float8)(x.s01, y.s01, x.s45, y.s45),                             \
+				  (float8)(x.s23, y.s23, x.s67, y.s67));                            \
+		}                                                                                  \
+		return OP((float8)(f[0].s0, f[1].s0, f[0].s2, f[1].s2, f[0].s4, f[1].s4, f[0].s6,  \
+				   f[1].s6),                                                       \
+			  (float8)(f[0].s1, f[1].s1, f[0].s3, f[1].s3, f[0].s5, f[1].s5, f[0].s7,  \
+				   f[1].s7));                                                      \
+	}
+#define OP_ADD(a, b) ((a) + (b))
+/* max(), not fmax(): no NaN handling (NaN scores stay undefined, as garbage in) */
+#define OP_MAX(a, b) max((a), (b))
+
+/*
+ * Online softmax over one tile for VEC query heads at a time (SVEC == VEC):
+ * the per-head maxima and sums of the tile's scores come out of one
+ * reduction tree each as a vector over heads, so (m, l) and the rescale
+ * factors of VEC heads are each one vector operation.  sc becomes the
+ * probabilities exp2(s - m_new); a head's acc is rescaled by
+ * exp2(m - m_new) when its maximum moved.  m and l hold NQP entries.
+ */
+#if SVEC == VEC
+#define SOFTMAX_BLOCKED 1
+#define NQP ((N_Q_HEADS + VEC - 1) / VEC * VEC)
+#if VEC == 16
+DEFINE_TREE16(tree_max, OP_MAX)
+DEFINE_TREE16(tree_sum, OP_ADD)
+#else
+DEFINE_TREE8(tree_max, OP_MAX)
+DEFINE_TREE8(tree_sum, OP_ADD)
+#endif
+static void decode_softmax_blocked(float sc[][BLOCK_SIZE], vecf *acc, float *m, float *l)
 {
-	for (int r = 0; r < NQP; r += VEC) {
-		const vecf m_old = VLOADF(0, m + r);
-		vecf mx = m_old, sum = (vecf)(0.0f);
-		float corr[VEC];
+	for (int r0 = 0; r0 < N_Q_HEADS; r0 += VEC) {
+		vecf part[VEC];
 
-		for (int t = 0; t < BLOCK_SIZE; t++)
-			mx = max(mx, VLOADF(0, sct[t] + r));
-		for (int t = 0; t < BLOCK_SIZE; t++) {
-			const vecf p = exp2(VLOADF(0, sct[t] + r) - mx);
-
-			VSTOREF(p, 0, sct[t] + r);
-			sum += p;
-		}
-		/* m is finite after the first tile (the caller guarantees a key). */
-		const vecf c = exp2(m_old - mx);
-
-		VSTOREF(VLOADF(0, l + r) * c + sum, 0, l + r);
-		VSTOREF(mx, 0, m + r);
-		VSTOREF(c, 0, corr);
-		/* The maximum rarely moves after the first tiles: then nothing to rescale. */
-		_Pragma("unroll") for (int j = 0; j < VEC; j++)
+		_Pragma("unroll") for (int h = 0; h < VEC; h++)
 		{
-			if (r + j < N_Q_HEADS && corr[j] != 1.0f) {
-				_Pragma("unroll") for (int i = 0; i < NV; i++) acc[(r + j) * NV + i] *=
-					corr[j];
+			vecf mx = (vecf)(-INFINITY);
+
+			if (r0 + h < N_Q_HEADS) {
+				for (int c = 0; c < NS; c++)
+					mx = max(mx, SLOAD(c, sc[r0 + h]));
 			}
+			part[h] = mx;
 		}
+		const vecf m_old = VLOADF(0, m + r0);
+		const vecf m_new = max(m_old, tree_max(part));
+		/* m is finite after the first tile (the caller guarantees a key). */
+		const vecf corr = exp2(m_old - m_new);
+		float mn[VEC], cr[VEC];
+
+		VSTOREF(m_new, 0, m + r0);
+		VSTOREF(m_new, 0, mn);
+		VSTOREF(corr, 0, cr);
+		_Pragma("unroll") for (int h = 0; h < VEC; h++)
+		{
+			vecf sum = (vecf)(0.0f);
+
+			if (r0 + h < N_Q_HEADS) {
+				const vecf mh = (vecf)(mn[h]);
+
+				for (int c = 0; c < NS; c++) {
+					const vecf p = exp2(SLOAD(c, sc[r0 + h]) - mh);
+
+					SSTORE(p, c, sc[r0 + h]);
+					sum += p;
+				}
+				/* The maximum rarely moves after the first tiles. */
+				if (cr[h] != 1.0f) {
+					_Pragma("unroll") for (int i = 0; i < NV; i++)
+						acc[(r0 + h) * NV + i] *= cr[h];
+				}
+			}
+			part[h] = sum;
+		}
+		VSTOREF(VLOADF(0, l + r0) * corr + tree_sum(part), 0, l + r0);
 	}
 }
+#else
+#define SOFTMAX_BLOCKED 0
+#endif
 
-/* acc_g += sum_t p[t][row0 + g] v_t for the GROUP_SIZE heads of one KV head. */
+/* acc_g += sum_t p[row0 + g][t] v_t for the GROUP_SIZE heads of one KV head. */
 static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __global kv_t *next,
-				      const int valid, const float vscale, float sct[][NQP],
+				      const int valid, const float vscale, float sc[][BLOCK_SIZE],
 				      const int row0, vecf *acc)
 {
 	for (int h0 = 0; h0 < GROUP_SIZE; h0 += AC_HEADS) {
@@ -654,7 +695,7 @@ static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __
 				_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
 				{
 					if (h0 + h < GROUP_SIZE) {
-						const vecf p = (vecf)(SCALED(sct[t][row0 + h0 + h], vscale));
+						const vecf p = (vecf)(SCALED(sc[row0 + h0 + h][t], vscale));
 
 						_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
 							a[h][j] = fma(p, v[j], a[h][j]);
@@ -734,40 +775,31 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		return;
 	const uint end_block = min(first_block + split_blocks, seq_blocks);
 
-#if DECODE_BLOCKED
-#define N_ROWS NQP
-#else
-#define N_ROWS N_Q_HEADS
-#endif
-	vecf qv[N_Q_HEADS * NV];
+	float qs[N_Q_HEADS * HEAD_DIM];
 	vecf acc[N_Q_HEADS * NV];
-	float m[N_ROWS], l[N_ROWS];
+#if DECODE_BLOCKED && SOFTMAX_BLOCKED
+#define N_ML NQP
+#else
+#define N_ML N_Q_HEADS
+#endif
+	float m[N_ML], l[N_ML];
 	const float qscale = scale * M_LOG2E_F;
 	const __global float *qseq = q + (ulong)seq * N_Q_HEADS * HEAD_DIM;
 
 	for (int h = 0; h < N_Q_HEADS; h++) {
 		_Pragma("unroll") for (int i = 0; i < NV; i++)
 		{
-			qv[h * NV + i] = VLOADF(i, qseq + h * HEAD_DIM) * qscale;
+			VSTOREF(VLOADF(i, qseq + h * HEAD_DIM) * qscale, i, qs + h * HEAD_DIM);
 			acc[h * NV + i] = (vecf)(0.0f);
 		}
 	}
-	for (int h = 0; h < N_ROWS; h++) {
+	for (int h = 0; h < N_ML; h++) {
 		m[h] = -INFINITY;
 		l[h] = 0.0f;
 	}
 
 	const ulong layer_off = (ulong)layer * 2 * N_KV_HEADS * TILE_ELEMS;
 	const __global int *table = tables + (ulong)seq * table_stride;
-#if DECODE_BLOCKED
-	/* Scores transposed, [slot][query head]; padding heads hold finite numbers. */
-	float sct[BLOCK_SIZE][NQP];
-
-	for (int t = 0; t < BLOCK_SIZE; t++) {
-		for (int h = N_Q_HEADS; h < NQP; h++)
-			sct[t][h] = 0.0f;
-	}
-#endif
 
 	for (uint blk = first_block; blk < end_block; blk++) {
 		const __global kv_t *kb = arena + (ulong)table[blk] * block_elems;
@@ -777,25 +809,28 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 			blk + 1 < end_block
 				? arena + (ulong)table[blk + 1] * block_elems + layer_off
 				: 0;
+		float sc[N_Q_HEADS][BLOCK_SIZE];
 
 		/* All K tiles of the layer, then all V tiles: two sequential runs. */
 #if DECODE_BLOCKED
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_scores_blocked(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid,
-					      qv + h * GROUP_SIZE * NV, KV_SCALE(kb, layer, 0, h), sct,
-					      h * GROUP_SIZE);
-		decode_softmax_blocked(sct, acc, m, l);
+					      qs + h * GROUP_SIZE * HEAD_DIM, KV_SCALE(kb, layer, 0, h),
+					      sc, h * GROUP_SIZE);
+#if SOFTMAX_BLOCKED
+		decode_softmax_blocked(sc, acc, m, l);
+#else
+		decode_softmax(sc, acc, m, l);
+#endif
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_accumulate_blocked(kl + (N_KV_HEADS + h) * TILE_ELEMS,
 						  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid,
-						  KV_SCALE(kb, layer, 1, h), sct, h * GROUP_SIZE,
+						  KV_SCALE(kb, layer, 1, h), sc, h * GROUP_SIZE,
 						  acc + h * GROUP_SIZE * NV);
 #else
-		float sc[N_Q_HEADS][BLOCK_SIZE];
-
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_scores(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid, 0, 0,
-				      qv + h * GROUP_SIZE * NV, KV_SCALE(kb, layer, 0, h),
+				      qs + h * GROUP_SIZE * HEAD_DIM, KV_SCALE(kb, layer, 0, h),
 				      sc + h * GROUP_SIZE);
 		decode_softmax(sc, acc, m, l);
 		for (int h = 0; h < N_KV_HEADS; h++)
@@ -878,7 +913,7 @@ kvfpga_prefill(const __global float *restrict q, const __global kv_t *restrict a
 	const uint tile_tokens = min((uint)PREFILL_TOKENS, n_tokens - first_tok);
 	const uint last_pos = start_pos + first_tok + tile_tokens - 1;
 
-	vecf qv[PREFILL_QROWS * NV];
+	float qs[PREFILL_QROWS * HEAD_DIM];
 	vecf acc[PREFILL_QROWS * NV];
 	float m[PREFILL_QROWS], l[PREFILL_QROWS];
 	int qpos[PREFILL_QROWS];
@@ -893,7 +928,7 @@ kvfpga_prefill(const __global float *restrict q, const __global kv_t *restrict a
 			q + ((ulong)(first_tok + tok) * N_Q_HEADS + kvh * GROUP_SIZE + g) * HEAD_DIM;
 		_Pragma("unroll") for (int i = 0; i < NV; i++)
 		{
-			qv[r * NV + i] = live ? VLOADF(i, qrow) * qscale : (vecf)(0.0f);
+			VSTOREF(live ? VLOADF(i, qrow) * qscale : (vecf)(0.0f), i, qs + r * HEAD_DIM);
 			acc[r * NV + i] = (vecf)(0.0f);
 		}
 		qpos[r] = (int)(start_pos + first_tok + tok);
@@ -916,7 +951,7 @@ kvfpga_prefill(const __global float *restrict q, const __global kv_t *restrict a
 		const __global kv_t *next_k =
 			blk + 1 < end_block ? arena + (ulong)table[blk + 1] * block_elems + k_off : 0;
 
-		prefill_scores(arena + base + k_off, arena + base + v_off, valid, kpos0, qpos, qv,
+		prefill_scores(arena + base + k_off, arena + base + v_off, valid, kpos0, qpos, qs,
 			       KV_SCALE(arena + base, layer, 0, kvh), sc);
 		prefill_softmax(sc, acc, m, l);
 		prefill_accumulate(arena + base + v_off, next_k, valid,

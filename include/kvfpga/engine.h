@@ -18,8 +18,9 @@
  *
  * Arena layout (the KV cache's, include/kvfpga/kvcache.h): block b starts
  * at byte b * block_bytes; inside a block the order is
- * [layer][kv: 0 = K, 1 = V][kv_head][slot 0..block_size-1][head_dim] of the
- * element type.  Position p of a sequence is in block table[p / block_size],
+ * [layer][kv: 0 = K, 1 = V][kv_head][tile of block_size x head_dim] of the
+ * element type, a V tile [slot][dim] and a K tile transposed, [dim][slot]
+ * (kvfpga_kvcache_layout).  Position p of a sequence is in block table[p / block_size],
  * slot p % block_size.  Query head h uses KV head h / (n_q_heads /
  * n_kv_heads).
  *

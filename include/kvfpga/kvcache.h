@@ -88,10 +88,13 @@ void kvfpga_kvcache_destroy(struct kvfpga_kvcache *kc);
 /*
  * Where the attention engine finds K/V.  Block b starts at byte
  * b * block_bytes of the arena; inside a block the order is
- * [layer][kv: 0 = K, 1 = V][kv_head][slot 0..block_size-1][head_dim].
- * Strides are in elements of the dtype; the element offset of
- * (layer l, kv, head h, slot t, dim d) inside a block is
- *   l * layer_stride + kv * kv_stride + h * head_stride + t * slot_stride + d.
+ * [layer][kv: 0 = K, 1 = V][kv_head][tile of block_size x head_dim].
+ * A V tile is row-major, [slot][dim]; a K tile is transposed, [dim][slot]
+ * (the attention kernels then compute a tile's scores without horizontal
+ * sums).  Strides are in elements of the dtype; the element offset of
+ * (layer l, head h, slot t, dim d) inside a block is
+ *   K: l * layer_stride +             h * head_stride + t * k_slot_stride + d * k_dim_stride
+ *   V: l * layer_stride + kv_stride + h * head_stride + t * slot_stride + d.
  * For int8 the scales follow the data inside each block: float
  * scales[n_layers][2][n_kv_heads] at byte scale_offset of the block (16-byte
  * aligned), and block_bytes is rounded up to a multiple of 16.
@@ -102,7 +105,7 @@ struct kvfpga_kvcache_layout {
 	uint32_t elem_size; /* bytes per element: 4, 2 or 1 */
 	uint32_t n_blocks;
 	uint32_t pad;
-	uint64_t slot_stride;     /* head_dim */
+	uint64_t slot_stride;     /* V: head_dim (V's dims are contiguous) */
 	uint64_t head_stride;     /* block_size * head_dim */
 	uint64_t kv_stride;       /* n_kv_heads * head_stride */
 	uint64_t layer_stride;    /* 2 * kv_stride */
@@ -111,6 +114,8 @@ struct kvfpga_kvcache_layout {
 	uint64_t arena_bytes;     /* n_blocks * block_bytes (the buffer may be larger) */
 	uint64_t bytes_per_token; /* block_bytes / block_size */
 	uint64_t scale_offset;    /* int8: byte offset of the scales in a block; else 0 */
+	uint64_t k_slot_stride;   /* K: 1 (a K tile is [dim][slot]) */
+	uint64_t k_dim_stride;    /* K: block_size */
 };
 
 int kvfpga_kvcache_get_layout(const struct kvfpga_kvcache *kc, struct kvfpga_kvcache_layout *out);

@@ -442,12 +442,13 @@ static uint64_t elem_index(const struct arena *a, const int32_t *table, uint32_t
                            uint32_t head, uint32_t pos, uint32_t d)
 {
 	const struct kvfpga_attn_shape *s = &a->shape;
+	uint64_t tile = (((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) *
+	                s->block_size * s->head_dim;
+	uint64_t slot = pos % s->block_size;
 
-	return (uint64_t)table[pos / s->block_size] * a->block_elems +
-	       ((((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) * s->block_size +
-	        pos % s->block_size) *
-	               s->head_dim +
-	       d;
+	/* V tiles are [slot][dim]; K tiles are transposed, [dim][slot]. */
+	return (uint64_t)table[pos / s->block_size] * a->block_elems + tile +
+	       (kv ? slot * s->head_dim + d : (uint64_t)d * s->block_size + slot);
 }
 
 /*

@@ -570,10 +570,12 @@ START_TEST(test_kvcache_stores_scalar_bits)
 			for (int kv = 0; kv < 2; kv++)
 				for (int h = 0; h < KV_HEADS; h++)
 					for (int d = 0; d < KV_HD; d++) {
-						uint64_t el = l * lay.layer_stride +
-						              kv * lay.kv_stride +
-						              h * lay.head_stride +
-						              (t % KV_BS) * lay.slot_stride + d;
+						uint64_t el =
+						        l * lay.layer_stride + kv * lay.kv_stride +
+						        h * lay.head_stride +
+						        (kv ? (t % KV_BS) * lay.slot_stride + d
+						            : (t % KV_BS) * lay.k_slot_stride +
+						                         d * lay.k_dim_stride);
 						float f = rows[t][l][kv][h * KV_HD + d];
 						uint16_t stored;
 

@@ -106,6 +106,19 @@ static void write_all(struct fx *f, struct kvfpga_kvseq *s, uint32_t tag, uint32
 }
 
 /* The element at the documented offset, read straight from the arena. */
+/*
+ * Element offset inside a block, computed from the documented layout (not
+ * from the layout struct under test): V tiles are [slot][dim], K tiles are
+ * transposed, [dim][slot].
+ */
+static uint64_t tile_elem(uint32_t layer, uint32_t kv, uint32_t head, uint32_t slot, uint32_t d,
+                          uint32_t heads, uint32_t bs, uint32_t hd)
+{
+	uint64_t tile = (((uint64_t)layer * 2 + kv) * heads + head) * bs * hd;
+
+	return tile + (kv ? (uint64_t)slot * hd + d : (uint64_t)d * bs + slot);
+}
+
 static float raw_elem(const struct fx *f, int32_t block, uint32_t layer, uint32_t kv, uint32_t head,
                       uint32_t slot, uint32_t d)
 {
@@ -113,9 +126,8 @@ static float raw_elem(const struct fx *f, int32_t block, uint32_t layer, uint32_
 	uint64_t esz = l->dtype == KVFPGA_KVCACHE_F32 ? 4 : 2;
 	uint64_t block_bytes =
 	        (uint64_t)l->n_layers * 2 * l->n_kv_heads * l->block_size * l->head_dim * esz;
-	uint64_t off = ((((uint64_t)layer * 2 + kv) * l->n_kv_heads + head) * l->block_size +
-	                slot) * l->head_dim +
-	               d;
+	uint64_t off =
+	        tile_elem(layer, kv, head, slot, d, l->n_kv_heads, l->block_size, l->head_dim);
 	const uint8_t *p = f->base + (uint64_t)block * block_bytes + off * esz;
 
 	if (esz == 4) {
@@ -346,6 +358,8 @@ START_TEST(test_layout_strides)
 	ck_assert_uint_eq(f.lay.block_size, 32);
 	ck_assert_uint_eq(f.lay.elem_size, esz);
 	ck_assert_uint_eq(f.lay.slot_stride, 8);
+	ck_assert_uint_eq(f.lay.k_slot_stride, 1);
+	ck_assert_uint_eq(f.lay.k_dim_stride, 32);
 	ck_assert_uint_eq(f.lay.head_stride, 32 * 8);
 	ck_assert_uint_eq(f.lay.kv_stride, 2 * 32 * 8);
 	ck_assert_uint_eq(f.lay.layer_stride, 2 * 2 * 32 * 8);
@@ -431,6 +445,14 @@ START_TEST(test_layout_doc_example)
 
 	memcpy(&h, f.base + byte, 2);
 	ck_assert_uint_eq(h, 0x3e00); /* 1.5 in binary16 */
+	/* K of layer 1, head 2, position 37, element 10 = -2: K tiles are [dim][slot]. */
+	memset(v, 0, sizeof(v));
+	k[2 * 64 + 10] = -2.0f;
+	ck_assert_int_eq(kvfpga_kvseq_write(s, 1, 37, k, NULL), 0);
+	byte = (uint64_t)b * 32768 + ((((1 * 2 + 0) * 4 + 2) * 64 + 10) * 16 + 5) * 2;
+	ck_assert_uint_eq(byte - (uint64_t)b * 32768, 20810);
+	memcpy(&h, f.base + byte, 2);
+	ck_assert_uint_eq(h, 0xc000); /* -2 in binary16 */
 	fx_close(&f);
 }
 END_TEST
@@ -1435,9 +1457,8 @@ static int8_t raw_i8(const struct fx *f, int32_t block, uint32_t layer, uint32_t
                      uint32_t slot, uint32_t d)
 {
 	const struct kvfpga_kvcache_layout *l = &f->lay;
-	uint64_t off = ((((uint64_t)layer * 2 + kv) * l->n_kv_heads + head) * l->block_size +
-	                slot) * l->head_dim +
-	               d;
+	uint64_t off =
+	        tile_elem(layer, kv, head, slot, d, l->n_kv_heads, l->block_size, l->head_dim);
 
 	return (int8_t)f->base[(uint64_t)block * l->block_bytes + off];
 }
