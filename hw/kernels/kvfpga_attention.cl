@@ -481,10 +481,18 @@ static float max4(float4 v)
 #define AC_VECS_MAX (16 / AC_HEADS > 0 ? 16 / AC_HEADS : 1)
 #define AC_VECS (AC_VECS_MAX < NV ? AC_VECS_MAX : NV)
 
-/* sc[row0 + g][t] = q_g . k_t for the GROUP_SIZE heads of one KV head. */
+/*
+ * Scores and the online-softmax step of the GROUP_SIZE heads of one KV head
+ * (rows row0 ..): sc[row][t] becomes the probability exp2(q . k_t - m_new)
+ * while the scores are still in registers.  The running sum is kept per
+ * lane (lsum[row], SVEC partial sums, added up once at the end), so a tile
+ * costs one horizontal maximum per head and no horizontal sum; a head's
+ * acc and lsum are rescaled by exp2(m - m_new) when its maximum moved.
+ */
 static void decode_scores_blocked(const __global kv_t *restrict kt, const __global kv_t *next,
 				  const int valid, const float *qs, const float kscale,
-				  float sc[][BLOCK_SIZE], const int row0)
+				  float sc[][BLOCK_SIZE], const int row0, float *m, svec *lsum,
+				  vecf *acc)
 {
 	for (int h0 = 0; h0 < GROUP_SIZE; h0 += KT_KH) {
 		for (int c0 = 0; c0 < NS; c0 += KT_KC) {
@@ -523,144 +531,52 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 			}
 			_Pragma("unroll") for (int h = 0; h < KT_KH; h++)
 			{
-				if (h0 + h >= GROUP_SIZE)
-					continue;
 				_Pragma("unroll") for (int c = 0; c < KT_KC; c++)
 				{
-					svec sum = s[h][c][0];
 					const isvec keep = SLANES + (c0 + c) * SVEC < valid;
 
-					_Pragma("unroll") for (int j = 1; j < KT_DS; j++) sum += s[h][c][j];
-					SSTORE(select((svec)(-INFINITY), SCALED(sum, kscale), keep), c0 + c,
-					       sc[row0 + h0 + h]);
+					_Pragma("unroll") for (int j = 1; j < KT_DS; j++) s[h][c][0] +=
+						s[h][c][j];
+					s[h][c][0] = select((svec)(-INFINITY), SCALED(s[h][c][0], kscale),
+							    keep);
+				}
+				if (h0 + h >= GROUP_SIZE)
+					continue;
+				/* The scores of one head so far: store, or finish the softmax. */
+				const int row = row0 + h0 + h;
+
+				if (KT_KC < NS) {
+					_Pragma("unroll") for (int c = 0; c < KT_KC; c++)
+						SSTORE(s[h][c][0], c0 + c, sc[row]);
+					if (c0 + KT_KC < NS)
+						continue;
+				}
+				svec mx = (svec)(-INFINITY);
+				_Pragma("unroll") for (int c = 0; c < NS; c++) mx = max(
+					mx, KT_KC < NS ? SLOAD(c, sc[row]) : s[h][c % KT_KC][0]);
+				const float m_new = max(m[row], SMAX(mx));
+
+				/* m is finite after the first tile (it always holds a key). */
+				if (m_new != m[row]) {
+					const float corr = exp2(m[row] - m_new);
+
+					lsum[row] *= corr;
+					_Pragma("unroll") for (int i = 0; i < NV; i++) acc[row * NV + i] *=
+						corr;
+					m[row] = m_new;
+				}
+				_Pragma("unroll") for (int c = 0; c < NS; c++)
+				{
+					const svec p = exp2((KT_KC < NS ? SLOAD(c, sc[row]) : s[h][c % KT_KC][0]) -
+							    (svec)(m_new));
+
+					SSTORE(p, c, sc[row]);
+					lsum[row] += p;
 				}
 			}
 		}
 	}
 }
-
-/*
- * Lane j of the result is the sum (or max) of the lanes of d[j]: 16 vectors
- * of 16 lanes combined in four halving steps (8-lane halves, 4-lane
- * quarters, 2-lane pairs, single lanes), each combining two shuffled
- * vectors: 15 vector operations for 16 reductions.  Fixed order, so the
- * results are deterministic.
- */
-#define DEFINE_TREE16(name, OP)                                                                     \
-	static float16 name(const float16 *d)                                                      \
-	{                                                                                          \
-		float16 e[8], f[4], g[2];                                                          \
-		_Pragma("unroll") for (int k = 0; k < 8; k++) e[k] =                               \
-			OP((float16)(d[k].lo, d[k + 8].lo), (float16)(d[k].hi, d[k + 8].hi));      \
-		_Pragma("unroll") for (int k = 0; k < 4; k++)                                      \
-		{                                                                                  \
-			const float16 x = e[k], y = e[k + 4];                                      \
-			f[k] = OP((float16)(x.s0123, y.s0123, x.s89ab, y.s89ab),                    \
-				  (float16)(x.s4567, y.s4567, x.scdef, y.scdef));                   \
-		}                                                                                  \
-		_Pragma("unroll") for (int k = 0; k < 2; k++)                                      \
-		{                                                                                  \
-			const float16 x = f[k], y = f[k + 2];                                      \
-			g[k] = OP((float16)(x.s01, y.s01, x.s45, y.s45, x.s89, y.s89, x.scd, y.scd), \
-				  (float16)(x.s23, y.s23, x.s67, y.s67, x.sab, y.sab, x.sef, y.sef)); \
-		}                                                                                  \
-		return OP((float16)(g[0].s0, g[1].s0, g[0].s2, g[1].s2, g[0].s4, g[1].s4, g[0].s6, \
-				    g[1].s6, g[0].s8, g[1].s8, g[0].sa, g[1].sa, g[0].sc, g[1].sc, \
-				    g[0].se, g[1].se),                                             \
-			  (float16)(g[0].s1, g[1].s1, g[0].s3, g[1].s3, g[0].s5, g[1].s5, g[0].s7, \
-				    g[1].s7, g[0].s9, g[1].s9, g[0].sb, g[1].sb, g[0].sd, g[1].sd, \
-				    g[0].sf, g[1].sf));                                            \
-	}
-#define DEFINE_TREE8(name, OP)                                                                      \
-	static float8 name(const float8 *d)                                                        \
-	{                                                                                          \
-		float8 e[4], f[2];                                                                 \
-		_Pragma("unroll") for (int k = 0; k < 4; k++) e[k] =                               \
-			OP((float8)(d[k].lo, d[k + 4].lo), (float8)(d[k].hi, d[k + 4].hi));        \
-		_Pragma("unroll") for (int k = 0; k < 2; k++)                                      \
-		{                                                                                  \
-			const float8 x = e[k], y = e[k + 2];                                       \
-			f[k] = OP((float8)(x.s01, y.s01, x.s45, y.s45),                             \
-				  (float8)(x.s23, y.s23, x.s67, y.s67));                            \
-		}                                                                                  \
-		return OP((float8)(f[0].s0, f[1].s0, f[0].s2, f[1].s2, f[0].s4, f[1].s4, f[0].s6,  \
-				   f[1].s6),                                                       \
-			  (float8)(f[0].s1, f[1].s1, f[0].s3, f[1].s3, f[0].s5, f[1].s5, f[0].s7,  \
-				   f[1].s7));                                                      \
-	}
-#define OP_ADD(a, b) ((a) + (b))
-/* max(), not fmax(): no NaN handling (NaN scores stay undefined, as garbage in) */
-#define OP_MAX(a, b) max((a), (b))
-
-/*
- * Online softmax over one tile for VEC query heads at a time (SVEC == VEC):
- * the per-head maxima and sums of the tile's scores come out of one
- * reduction tree each as a vector over heads, so (m, l) and the rescale
- * factors of VEC heads are each one vector operation.  sc becomes the
- * probabilities exp2(s - m_new); a head's acc is rescaled by
- * exp2(m - m_new) when its maximum moved.  m and l hold NQP entries.
- */
-#if SVEC == VEC
-#define SOFTMAX_BLOCKED 1
-#define NQP ((N_Q_HEADS + VEC - 1) / VEC * VEC)
-#if VEC == 16
-DEFINE_TREE16(tree_max, OP_MAX)
-DEFINE_TREE16(tree_sum, OP_ADD)
-#else
-DEFINE_TREE8(tree_max, OP_MAX)
-DEFINE_TREE8(tree_sum, OP_ADD)
-#endif
-static void decode_softmax_blocked(float sc[][BLOCK_SIZE], vecf *acc, float *m, float *l)
-{
-	for (int r0 = 0; r0 < N_Q_HEADS; r0 += VEC) {
-		vecf part[VEC];
-
-		_Pragma("unroll") for (int h = 0; h < VEC; h++)
-		{
-			vecf mx = (vecf)(-INFINITY);
-
-			if (r0 + h < N_Q_HEADS) {
-				for (int c = 0; c < NS; c++)
-					mx = max(mx, SLOAD(c, sc[r0 + h]));
-			}
-			part[h] = mx;
-		}
-		const vecf m_old = VLOADF(0, m + r0);
-		const vecf m_new = max(m_old, tree_max(part));
-		/* m is finite after the first tile (the caller guarantees a key). */
-		const vecf corr = exp2(m_old - m_new);
-		float mn[VEC], cr[VEC];
-
-		VSTOREF(m_new, 0, m + r0);
-		VSTOREF(m_new, 0, mn);
-		VSTOREF(corr, 0, cr);
-		_Pragma("unroll") for (int h = 0; h < VEC; h++)
-		{
-			vecf sum = (vecf)(0.0f);
-
-			if (r0 + h < N_Q_HEADS) {
-				const vecf mh = (vecf)(mn[h]);
-
-				for (int c = 0; c < NS; c++) {
-					const vecf p = exp2(SLOAD(c, sc[r0 + h]) - mh);
-
-					SSTORE(p, c, sc[r0 + h]);
-					sum += p;
-				}
-				/* The maximum rarely moves after the first tiles. */
-				if (cr[h] != 1.0f) {
-					_Pragma("unroll") for (int i = 0; i < NV; i++)
-						acc[(r0 + h) * NV + i] *= cr[h];
-				}
-			}
-			part[h] = sum;
-		}
-		VSTOREF(VLOADF(0, l + r0) * corr + tree_sum(part), 0, l + r0);
-	}
-}
-#else
-#define SOFTMAX_BLOCKED 0
-#endif
 
 /* acc_g += sum_t p[row0 + g][t] v_t for the GROUP_SIZE heads of one KV head. */
 static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __global kv_t *next,
@@ -777,14 +693,12 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 
 	float qs[N_Q_HEADS * HEAD_DIM];
 	vecf acc[N_Q_HEADS * NV];
-#if DECODE_BLOCKED && SOFTMAX_BLOCKED
-#define N_ML NQP
-#else
-#define N_ML N_Q_HEADS
-#endif
-	float m[N_ML], l[N_ML];
+	float m[N_Q_HEADS], l[N_Q_HEADS];
 	const float qscale = scale * M_LOG2E_F;
 	const __global float *qseq = q + (ulong)seq * N_Q_HEADS * HEAD_DIM;
+#if DECODE_BLOCKED
+	svec lsum[N_Q_HEADS];
+#endif
 
 	for (int h = 0; h < N_Q_HEADS; h++) {
 		_Pragma("unroll") for (int i = 0; i < NV; i++)
@@ -792,10 +706,11 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 			VSTOREF(VLOADF(i, qseq + h * HEAD_DIM) * qscale, i, qs + h * HEAD_DIM);
 			acc[h * NV + i] = (vecf)(0.0f);
 		}
-	}
-	for (int h = 0; h < N_ML; h++) {
 		m[h] = -INFINITY;
 		l[h] = 0.0f;
+#if DECODE_BLOCKED
+		lsum[h] = (svec)(0.0f);
+#endif
 	}
 
 	const ulong layer_off = (ulong)layer * 2 * N_KV_HEADS * TILE_ELEMS;
@@ -816,12 +731,7 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_scores_blocked(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid,
 					      qs + h * GROUP_SIZE * HEAD_DIM, KV_SCALE(kb, layer, 0, h),
-					      sc, h * GROUP_SIZE);
-#if SOFTMAX_BLOCKED
-		decode_softmax_blocked(sc, acc, m, l);
-#else
-		decode_softmax(sc, acc, m, l);
-#endif
+					      sc, h * GROUP_SIZE, m, lsum, acc);
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_accumulate_blocked(kl + (N_KV_HEADS + h) * TILE_ELEMS,
 						  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid,
@@ -840,6 +750,10 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 					  acc + h * GROUP_SIZE * NV);
 #endif
 	}
+#if DECODE_BLOCKED
+	for (int h = 0; h < N_Q_HEADS; h++)
+		l[h] = SSUM(lsum[h]);
+#endif
 
 	const ulong row0 = ((ulong)seq * n_splits + split) * N_Q_HEADS;
 	for (int h = 0; h < N_Q_HEADS; h++) {

@@ -85,6 +85,8 @@ static struct config configs[] = {
 	{ "h256-g1-f16-b16", { 2, 2, 2, 256, 16, F16 }, NULL, 1 },
 	{ "h256-g8-f32-b16", { 3, 8, 1, 256, 16, F32 }, NULL, 1 },
 	{ "h40-g2-f32-b16", { 2, 4, 2, 40, 16, F32 }, NULL, 1 }, /* VEC 8 */
+	/* Scores of a 64-slot tile in several register passes (CPU variant). */
+	{ "h64-g8-f32-b64", { 2, 16, 2, 64, 64, F32 }, NULL, 1 },
 };
 
 #define N_CONFIGS (sizeof(configs) / sizeof(configs[0]))
