@@ -372,6 +372,12 @@ static float max4(float4 v)
 #define KT_AT(ROWS, tile, src, d, c)                                                               \
 	(IN_PLACE(ROWS) ? SLOADKV((c), (src) + KCOL(d)) : (tile)[(d)][(c)])
 
+/*
+ * Rows are taken SC_RB at a time (SC_RB(ROWS) x NS score vectors in
+ * registers): each K column vector is loaded once per pass and used for
+ * SC_RB query rows, and the multiply-add chains are independent.
+ */
+#define SC_RB(ROWS) ((ROWS) < 8 ? (ROWS) : 8)
 #define DEFINE_TILE_SCORES(name, ROWS, CAUSAL)                                                      \
 	static void name(const __global kv_t *restrict kt, const __global kv_t *next,              \
 			 const int valid, const int kpos0, const int *qpos, const float *qs,        \
@@ -379,24 +385,41 @@ static float max4(float4 v)
 	{                                                                                          \
 		svec tile[IN_PLACE(ROWS) ? 1 : HEAD_DIM][NS];                                      \
 		COPY_KT(ROWS, tile, kt)                                                            \
-		for (int r = 0; r < ROWS; r++) {                                                   \
-			svec s[NS];                                                                \
-			_Pragma("unroll") for (int c = 0; c < NS; c++) s[c] = (svec)(0.0f);        \
-			for (int d = 0; d < HEAD_DIM; d++) {                                       \
-				const svec qd = (svec)(qs[r * HEAD_DIM + d]);                      \
-				if (r == 0 && next)                                                \
-					PREFETCH_COLS(next + KCOL(d), 1);                          \
-				_Pragma("unroll") for (int c = 0; c < NS; c++) s[c] =              \
-					fma(qd, KT_AT(ROWS, tile, kt, d, c), s[c]);                \
-			}                                                                          \
-			_Pragma("unroll") for (int c = 0; c < NS; c++)                             \
+		for (int r0 = 0; r0 < ROWS; r0 += SC_RB(ROWS)) {                                   \
+			svec s[SC_RB(ROWS)][NS];                                                   \
+			_Pragma("unroll") for (int r = 0; r < SC_RB(ROWS); r++)                    \
 			{                                                                          \
-				const isvec slot = SLANES + c * SVEC;                              \
-				isvec keep = slot < valid;                                         \
-				if (CAUSAL)                                                        \
-					keep &= kpos0 + slot <= qpos[r];                           \
-				SSTORE(select((svec)(-INFINITY), SCALED(s[c], kscale), keep), c,   \
-				       sc[r]);                                                     \
+				_Pragma("unroll") for (int c = 0; c < NS; c++) s[r][c] =           \
+					(svec)(0.0f);                                              \
+			}                                                                          \
+			for (int d = 0; d < HEAD_DIM; d++) {                                       \
+				svec k[NS];                                                        \
+				if (r0 == 0 && next)                                               \
+					PREFETCH_COLS(next + KCOL(d), 1);                          \
+				_Pragma("unroll") for (int c = 0; c < NS; c++) k[c] =              \
+					KT_AT(ROWS, tile, kt, d, c);                               \
+				_Pragma("unroll") for (int r = 0; r < SC_RB(ROWS); r++)            \
+				{                                                                  \
+					const svec qd = (svec)(                                    \
+						r0 + r < ROWS ? qs[(r0 + r) * HEAD_DIM + d] : 0.0f); \
+					_Pragma("unroll") for (int c = 0; c < NS; c++) s[r][c] =   \
+						fma(qd, k[c], s[r][c]);                            \
+				}                                                                  \
+			}                                                                          \
+			_Pragma("unroll") for (int r = 0; r < SC_RB(ROWS); r++)                    \
+			{                                                                          \
+				if (r0 + r >= ROWS)                                                \
+					break;                                                     \
+				_Pragma("unroll") for (int c = 0; c < NS; c++)                     \
+				{                                                                  \
+					const isvec slot = SLANES + c * SVEC;                      \
+					isvec keep = slot < valid;                                 \
+					if (CAUSAL)                                                \
+						keep &= kpos0 + slot <= qpos[r0 + r];              \
+					SSTORE(select((svec)(-INFINITY), SCALED(s[r][c], kscale),  \
+						      keep),                                       \
+					       c, sc[r0 + r]);                                     \
+				}                                                                  \
 			}                                                                          \
 		}                                                                                  \
 	}
