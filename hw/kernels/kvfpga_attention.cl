@@ -503,6 +503,8 @@ static float max4(float4 v)
 #define AC_HEADS (GROUP_SIZE < 8 ? GROUP_SIZE : 8)
 #define AC_VECS_MAX (16 / AC_HEADS > 0 ? 16 / AC_HEADS : 1)
 #define AC_VECS (AC_VECS_MAX < NV ? AC_VECS_MAX : NV)
+/* Whether head-dim vector i exists (always, when passes divide NV evenly). */
+#define AC_VEC_IN(i) (NV % AC_VECS == 0 || (i) < NV)
 
 /*
  * Scores and the online-softmax step of the GROUP_SIZE heads of one KV head
@@ -608,12 +610,15 @@ static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __
 {
 	for (int h0 = 0; h0 < GROUP_SIZE; h0 += AC_HEADS) {
 		for (int i0 = 0; i0 < NV; i0 += AC_VECS) {
+			/* This pass's slice of every row: constant offsets from one pointer. */
+			const __global kv_t *vslice = vt + i0 * VEC;
+			const __global kv_t *nslice = next ? next + i0 * VEC : 0;
 			vecf a[AC_HEADS][AC_VECS];
 
 			_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
 			{
 				_Pragma("unroll") for (int j = 0; j < AC_VECS; j++) a[h][j] =
-					h0 + h < GROUP_SIZE && i0 + j < NV ?
+					h0 + h < GROUP_SIZE && AC_VEC_IN(i0 + j) ?
 						acc[(h0 + h) * NV + i0 + j] :
 						(vecf)(0.0f);
 			}
@@ -621,16 +626,17 @@ static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __
 				vecf v[AC_VECS];
 
 				/* Each pass prefetches the slices of the next tile it would read. */
-				if (h0 == 0 && next) {
+				if (h0 == 0 && nslice) {
 					_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
 					{
-						if (i0 + j < NV)
-							PREFETCH_SLICE(next + t * HEAD_DIM, i0 + j);
+						if (AC_VEC_IN(i0 + j))
+							PREFETCH_SLICE(nslice + t * HEAD_DIM, j);
 					}
 				}
+				const __global kv_t *vrow = vslice + ROW(t, valid) * HEAD_DIM;
+
 				_Pragma("unroll") for (int j = 0; j < AC_VECS; j++) v[j] =
-					i0 + j < NV ? VLOADKV(i0 + j, vt + ROW(t, valid) * HEAD_DIM) :
-						      (vecf)(0.0f);
+					AC_VEC_IN(i0 + j) ? VLOADKV(j, vrow) : (vecf)(0.0f);
 				_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
 				{
 					if (h0 + h < GROUP_SIZE) {
@@ -645,7 +651,7 @@ static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __
 			{
 				_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
 				{
-					if (h0 + h < GROUP_SIZE && i0 + j < NV)
+					if (h0 + h < GROUP_SIZE && AC_VEC_IN(i0 + j))
 						acc[(h0 + h) * NV + i0 + j] = a[h][j];
 				}
 			}
