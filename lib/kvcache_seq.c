@@ -275,6 +275,64 @@ static void store_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t laye
 	}
 }
 
+/* Rows of a binary16 K chunk converted together before their columns are stored. */
+#define HALF_ROWS 16
+
+/*
+ * K of positions slot0 .. slot0 + n - 1 of block @id (row i at k + i *
+ * row_stride): a K tile is [dim][slot], so each dimension's n values are one
+ * contiguous run, stored together instead of n scattered rows (on a card,
+ * runs of a cache line rather than single elements through write-combining).
+ * int8 goes row by row: each row may grow the scale.
+ */
+static void store_k_rows(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer,
+                         uint32_t slot0, uint32_t n, const float *k, size_t row_stride)
+{
+	const struct kvfpga_kvcache_layout *l = &kc->lay;
+	uint64_t off = layer * l->layer_stride + slot0 * l->k_slot_stride;
+	uint32_t hd = l->head_dim;
+
+	if (n == 1 || l->dtype == KVFPGA_KVCACHE_I8) {
+		for (uint32_t i = 0; i < n; i++)
+			store_row(kc, id, layer, 0, slot0 + i, k + i * row_stride);
+	} else if (l->dtype == KVFPGA_KVCACHE_F32) {
+		float *dst = (float *)(void *)kvc_block_ptr(kc, id) + off;
+
+		for (uint32_t h = 0; h < l->n_kv_heads; h++)
+			for (uint32_t d = 0; d < hd; d++) {
+				float *y = dst + h * l->head_stride + d * l->k_dim_stride;
+				const float *x = k + (size_t)h * hd + d;
+
+				for (uint32_t i = 0; i < n; i++)
+					y[i] = x[i * row_stride];
+			}
+	} else {
+		uint16_t *dst = (uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
+		uint16_t tmp[HALF_ROWS][HALF_CHUNK];
+
+		for (uint32_t h = 0; h < l->n_kv_heads; h++)
+			for (uint32_t i0 = 0; i0 < n; i0 += HALF_ROWS) {
+				uint32_t m = n - i0 < HALF_ROWS ? n - i0 : HALF_ROWS;
+
+				for (uint32_t d0 = 0; d0 < hd; d0 += HALF_CHUNK) {
+					uint32_t c = hd - d0 < HALF_CHUNK ? hd - d0 : HALF_CHUNK;
+
+					for (uint32_t i = 0; i < m; i++)
+						kc->half->f32_to_f16(k + (i0 + i) * row_stride +
+						                             (size_t)h * hd + d0,
+						                     tmp[i], c);
+					for (uint32_t d = 0; d < c; d++) {
+						uint16_t *y = dst + h * l->head_stride +
+						              (d0 + d) * l->k_dim_stride + i0;
+
+						for (uint32_t i = 0; i < m; i++)
+							y[i] = tmp[i][d];
+					}
+				}
+			}
+	}
+}
+
 static void load_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer, uint32_t kv,
                      uint32_t slot, float *row)
 {
@@ -364,14 +422,17 @@ int kvfpga_kvseq_write_range(struct kvfpga_kvseq *seq, uint32_t layer, uint32_t 
 			copies--;
 		}
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t p = pos + i;
+	/* A block at a time: K's columns are contiguous within a block. */
+	for (uint32_t i = 0; i < n;) {
+		uint32_t p = pos + i, slot = p & (bs - 1);
+		uint32_t m = bs - slot < n - i ? bs - slot : n - i;
 		int32_t id = seq->table[p >> shift];
 
 		if (k)
-			store_row(kc, id, layer, 0, p & (bs - 1), k + i * row_stride);
-		if (v)
-			store_row(kc, id, layer, 1, p & (bs - 1), v + i * row_stride);
+			store_k_rows(kc, id, layer, slot, m, k + i * row_stride, row_stride);
+		for (uint32_t j = 0; v && j < m; j++)
+			store_row(kc, id, layer, 1, slot + j, v + (i + j) * row_stride);
+		i += m;
 	}
 	return 0;
 }

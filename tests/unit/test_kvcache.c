@@ -646,6 +646,63 @@ START_TEST(test_write_range_stride)
 }
 END_TEST
 
+/*
+ * Multi-position writes store K a block's column at a time (one contiguous
+ * run per dimension): the result must be the same as writing each position
+ * on its own, for every dtype, with runs longer than one f16 conversion
+ * chunk (16 rows, 64 dims) and ranges that start and end inside blocks.
+ */
+START_TEST(test_write_range_blocks)
+{
+	static const enum kvfpga_kvcache_dtype dts[] = { KVFPGA_KVCACHE_F32, KVFPGA_KVCACHE_F16,
+		                                         KVFPGA_KVCACHE_I8 };
+	enum { HEADS = 3, HD = 80, ROW = HEADS * HD, STRIDE = 2 * ROW + 3, N = 100 };
+	static const uint32_t cuts[] = { 0, 5, 45, 77, N };
+	static float fused[N * STRIDE];
+	float ka[ROW], va[ROW], kb[ROW], vb[ROW];
+	struct kvfpga_kvseq *a, *b;
+	int32_t t[N];
+	struct fx f;
+
+	fx_open(&f, 2, HEADS, HD, 32, dts[_i], 10, KVFPGA_KVCACHE_NO_PREFIX_CACHING);
+	make_tokens(t, N, 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &a), 0);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &b), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(a, t, N, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, t, N, NULL), 0);
+	for (uint32_t l = 0; l < 2; l++) {
+		for (uint32_t p = 0; p < N; p++) {
+			row_of(&f, 9, p, l, 0, fused + p * STRIDE);
+			row_of(&f, 9, p, l, 1, fused + p * STRIDE + ROW);
+			ck_assert_int_eq(kvfpga_kvseq_write(b, l, p, fused + p * STRIDE,
+			                                    fused + p * STRIDE + ROW),
+			                 0);
+		}
+		for (uint32_t c = 0; c + 1 < sizeof(cuts) / sizeof(cuts[0]); c++) {
+			uint32_t p = cuts[c], n = cuts[c + 1] - cuts[c];
+
+			ck_assert_int_eq(kvfpga_kvseq_write_range(a, l, p, n, fused + p * STRIDE,
+			                                          fused + p * STRIDE + ROW, STRIDE),
+			                 0);
+		}
+	}
+	for (uint32_t l = 0; l < 2; l++)
+		for (uint32_t p = 0; p < N; p++) {
+			ck_assert_int_eq(kvfpga_kvseq_read(a, l, p, ka, va), 0);
+			ck_assert_int_eq(kvfpga_kvseq_read(b, l, p, kb, vb), 0);
+			ck_assert_msg(
+			        memcmp(ka, kb, sizeof(ka)) == 0 && memcmp(va, vb, sizeof(va)) == 0,
+			        "dtype %d layer %u pos %u: range write differs from row writes",
+			        (int)dts[_i], l, p);
+		}
+	if (dts[_i] != KVFPGA_KVCACHE_I8)
+		check_all(&f, a, 9, 0, N); /* the arena bytes, from the documented layout */
+	kvfpga_kvseq_free(a);
+	kvfpga_kvseq_free(b);
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_f16_storage_rounds)
 {
 	struct fx f;
@@ -1798,6 +1855,7 @@ static Suite *kvcache_suite(void)
 	tcase_add_test(tc, test_append_basic);
 	tcase_add_test(tc, test_seq_bad_args);
 	tcase_add_test(tc, test_write_range_stride);
+	tcase_add_loop_test(tc, test_write_range_blocks, 0, 3);
 	tcase_add_test(tc, test_f16_storage_rounds);
 	tcase_add_test(tc, test_commit_rules);
 	tcase_add_test(tc, test_truncate);
