@@ -202,18 +202,13 @@ struct bw_part {
 	uint64_t sum;
 };
 
-static void *bw_thread(void *arg)
+/* Sum of @bytes (a multiple of BW_CHUNK, 32-byte aligned) as 64-bit words. */
+static uint64_t sum_words(const unsigned char *p, size_t bytes)
 {
-	struct bw_part *part = arg;
-
-	if (part->use_memchr) {
-		part->sum = memchr(part->p, 0, part->bytes) != NULL;
-		return NULL;
-	}
 	/* Four independent sums keep enough loads in flight. */
-	const v4u64 *v = (const v4u64 *)(const void *)part->p;
+	const v4u64 *v = (const v4u64 *)(const void *)p;
 	v4u64 s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
-	size_t n = part->bytes / BW_CHUNK;
+	size_t n = bytes / BW_CHUNK;
 
 	for (size_t i = 0; i < n; i++, v += 4) {
 		s0 += v[0];
@@ -222,7 +217,17 @@ static void *bw_thread(void *arg)
 		s3 += v[3];
 	}
 	s0 += s1 + s2 + s3;
-	part->sum = s0[0] + s0[1] + s0[2] + s0[3];
+	return s0[0] + s0[1] + s0[2] + s0[3];
+}
+
+static void *bw_thread(void *arg)
+{
+	struct bw_part *part = arg;
+
+	if (part->use_memchr)
+		part->sum = memchr(part->p, 0, part->bytes) != NULL;
+	else
+		part->sum = sum_words(part->p, part->bytes);
 	return NULL;
 }
 
@@ -265,6 +270,57 @@ double bench_read_bw(struct bench_membuf *m, int threads)
 double bench_memchr_bw(struct bench_membuf *m, int threads)
 {
 	return bw_pass(m, threads, 1);
+}
+
+struct runs_part {
+	const struct bench_run *runs;
+	size_t n;
+	uint64_t sum;
+};
+
+static void *runs_thread(void *arg)
+{
+	struct runs_part *part = arg;
+
+	part->sum = 0;
+	for (size_t i = 0; i < part->n; i++)
+		part->sum += sum_words(part->runs[i].p, part->runs[i].bytes);
+	return NULL;
+}
+
+double bench_read_runs_bw(const struct bench_run *runs, size_t n, int threads, uint64_t *sink)
+{
+	struct runs_part parts[MAX_THREADS];
+	pthread_t th[MAX_THREADS];
+	int started[MAX_THREADS];
+	size_t bytes = 0;
+	double t0, t;
+
+	if (!runs || !n || !sink || threads < 1 || threads > MAX_THREADS)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!runs[i].p || runs[i].bytes % BW_CHUNK || (uintptr_t)runs[i].p % 32)
+			return -EINVAL;
+		bytes += runs[i].bytes;
+	}
+	t0 = bench_now();
+	for (int i = 0; i < threads; i++) {
+		size_t first = n * (size_t)i / (size_t)threads;
+
+		parts[i].runs = runs + first;
+		parts[i].n = n * (size_t)(i + 1) / (size_t)threads - first;
+		started[i] = i > 0 && !pthread_create(&th[i], NULL, runs_thread, &parts[i]);
+	}
+	for (int i = 0; i < threads; i++)
+		if (!started[i])
+			runs_thread(&parts[i]);
+	for (int i = 0; i < threads; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		*sink += parts[i].sum;
+	}
+	t = bench_now() - t0;
+	return (double)bytes / t;
 }
 
 /* ---- peak FMA throughput ---- */

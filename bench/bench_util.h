@@ -87,6 +87,19 @@ double bench_read_bw(struct bench_membuf *m, int threads);
 double bench_memchr_bw(struct bench_membuf *m, int threads);
 
 /*
+ * Read bandwidth of an access pattern: @n runs of memory (each 32-byte
+ * aligned, a multiple of 128 bytes long), summed as bench_read_bw does;
+ * thread t of @threads reads runs [t * n / threads, (t + 1) * n / threads)
+ * in order.  The sums are added to *@sink.  Bytes per second, or -EINVAL.
+ */
+struct bench_run {
+	const void *p;
+	size_t bytes;
+};
+
+double bench_read_runs_bw(const struct bench_run *runs, size_t n, int threads, uint64_t *sink);
+
+/*
  * Peak single-precision FLOP/s of @threads threads running independent
  * fused multiply-adds on registers for about @seconds, using the widest
  * vectors the CPU has (AVX-512F, else AVX2+FMA, else SSE multiply and add).

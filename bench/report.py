@@ -143,6 +143,13 @@ def fig_attention_bench(a):
             "ratio": {"unit": "ratio", "median": c["ratio_median"], "best": c["ratio_best"],
                       "note": "median value / median baseline (attention_bench's definition)"},
             "better": "higher", "max_rel_error": c["max_rel_error"]})
+        if "pattern_bytes_per_s_best" in c:
+            out[-1]["pattern"] = {
+                "unit": "bytes/s", "median": c["pattern_bytes_per_s_median"],
+                "best": c["pattern_bytes_per_s_best"],
+                "ratio_best": c["ratio_to_pattern_best"],
+                "what": "the same bytes read in the kernels' order by a plain loop, "
+                        f"{a['bandwidth_threads']} threads"}
     return out
 
 
@@ -334,6 +341,10 @@ def row(f):
     rat = f"**{r['median']:.3f}**"
     if "min" in r:
         rat += f" [{r['min']:.3f} – {r['max']:.3f}]"
+    if "pattern" in f:
+        p = f["pattern"]
+        rat += (f" (best {r['best']:.3f}; access-pattern read {si(p['best'], p['unit'])}, "
+                f"kernel / pattern {p['ratio_best']:.3f})")
     return f"| {f['figure']} | {f['name']} | {val} | {si(b['median'], b['unit'])} | {rat} |"
 
 
