@@ -63,6 +63,12 @@ struct result {
 	uint32_t n_layers;
 };
 
+/* o[key] = v as a JSON number. */
+static void json_add_double(json_object *o, const char *key, double v)
+{
+	json_object_object_add(o, key, json_object_new_double(v));
+}
+
 /* Median of n >= 1 samples (bench_stats_of; 0 if it cannot allocate). */
 static double median(const double *v, int n)
 {
@@ -418,33 +424,20 @@ int main(int argc, char **argv)
 			                                                               : "f32"));
 			json_object_object_add(o, "arena_layers",
 			                       json_object_new_int((int)r->n_layers));
-			json_object_object_add(o, "kv_bytes", json_object_new_double(r->kv_bytes));
-			json_object_object_add(o, "ms_best", json_object_new_double(r->ms_best));
-			json_object_object_add(o, "kv_bytes_per_s_best",
-			                       json_object_new_double(r->kernel_best));
-			json_object_object_add(o, "kv_bytes_per_s_median",
-			                       json_object_new_double(r->kernel_median));
-			json_object_object_add(o, "host_bytes_per_s_best",
-			                       json_object_new_double(r->host_best));
-			json_object_object_add(o, "host_bytes_per_s_median",
-			                       json_object_new_double(r->host_median));
-			json_object_object_add(
-			        o, "ratio_best",
-			        json_object_new_double(r->kernel_best / r->host_best));
-			json_object_object_add(
-			        o, "ratio_median",
-			        json_object_new_double(r->kernel_median / r->host_median));
-			json_object_object_add(o, "ratio_pairs_median",
-			                       json_object_new_double(r->pair_median));
-			json_object_object_add(o, "pattern_bytes_per_s_best",
-			                       json_object_new_double(r->pattern_best));
-			json_object_object_add(o, "pattern_bytes_per_s_median",
-			                       json_object_new_double(r->pattern_median));
-			json_object_object_add(
-			        o, "ratio_to_pattern_best",
-			        json_object_new_double(r->kernel_best / r->pattern_best));
-			json_object_object_add(o, "max_rel_error",
-			                       json_object_new_double(r->max_rel_error));
+			json_add_double(o, "kv_bytes", r->kv_bytes);
+			json_add_double(o, "ms_best", r->ms_best);
+			json_add_double(o, "kv_bytes_per_s_best", r->kernel_best);
+			json_add_double(o, "kv_bytes_per_s_median", r->kernel_median);
+			json_add_double(o, "host_bytes_per_s_best", r->host_best);
+			json_add_double(o, "host_bytes_per_s_median", r->host_median);
+			json_add_double(o, "ratio_best", r->kernel_best / r->host_best);
+			json_add_double(o, "ratio_median", r->kernel_median / r->host_median);
+			json_add_double(o, "ratio_pairs_median", r->pair_median);
+			json_add_double(o, "pattern_bytes_per_s_best", r->pattern_best);
+			json_add_double(o, "pattern_bytes_per_s_median", r->pattern_median);
+			json_add_double(o, "ratio_to_pattern_best",
+			                r->kernel_best / r->pattern_best);
+			json_add_double(o, "max_rel_error", r->max_rel_error);
 			json_object_array_add(arr, o);
 		}
 		json_object_object_add(root, "cases", arr);

@@ -231,34 +231,46 @@ static void *bw_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * fn on each of @threads parts (@part_size bytes apart): part 0 on this
+ * thread, the others on threads of their own (or here, when one cannot
+ * start); returns when all are done.
+ */
+static void run_parts(void *(*fn)(void *), void *parts, size_t part_size, int threads)
+{
+	pthread_t th[MAX_THREADS];
+	int started[MAX_THREADS];
+	unsigned char *p = parts;
+
+	for (int i = 0; i < threads; i++)
+		started[i] = i > 0 && !pthread_create(&th[i], NULL, fn, p + (size_t)i * part_size);
+	for (int i = 0; i < threads; i++)
+		if (!started[i])
+			fn(p + (size_t)i * part_size);
+	for (int i = 0; i < threads; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+}
+
 static double bw_pass(struct bench_membuf *m, int threads, int use_memchr)
 {
 	struct bw_part parts[MAX_THREADS];
-	pthread_t th[MAX_THREADS];
-	int started[MAX_THREADS];
 	size_t share;
 	double t0, t;
 
 	if (!m || !m->words || threads < 1 || threads > MAX_THREADS)
 		return -EINVAL;
 	share = m->bytes / (size_t)threads / BW_CHUNK * BW_CHUNK;
-	t0 = bench_now();
 	for (int i = 0; i < threads; i++) {
 		parts[i].p = (const unsigned char *)m->words + (size_t)i * share;
 		parts[i].bytes = share;
 		parts[i].use_memchr = use_memchr;
-		started[i] = i > 0 && !pthread_create(&th[i], NULL, bw_thread, &parts[i]);
 	}
-	/* This thread does the first share, and any share whose thread did not start. */
-	for (int i = 0; i < threads; i++)
-		if (!started[i])
-			bw_thread(&parts[i]);
-	for (int i = 0; i < threads; i++) {
-		if (started[i])
-			pthread_join(th[i], NULL);
-		m->sink += parts[i].sum;
-	}
+	t0 = bench_now();
+	run_parts(bw_thread, parts, sizeof(parts[0]), threads);
 	t = bench_now() - t0;
+	for (int i = 0; i < threads; i++)
+		m->sink += parts[i].sum;
 	return (double)(share * (size_t)threads) / t;
 }
 
@@ -291,8 +303,6 @@ static void *runs_thread(void *arg)
 double bench_read_runs_bw(const struct bench_run *runs, size_t n, int threads, uint64_t *sink)
 {
 	struct runs_part parts[MAX_THREADS];
-	pthread_t th[MAX_THREADS];
-	int started[MAX_THREADS];
 	size_t bytes = 0;
 	double t0, t;
 
@@ -303,23 +313,17 @@ double bench_read_runs_bw(const struct bench_run *runs, size_t n, int threads, u
 			return -EINVAL;
 		bytes += runs[i].bytes;
 	}
-	t0 = bench_now();
 	for (int i = 0; i < threads; i++) {
 		size_t first = n * (size_t)i / (size_t)threads;
 
 		parts[i].runs = runs + first;
 		parts[i].n = n * (size_t)(i + 1) / (size_t)threads - first;
-		started[i] = i > 0 && !pthread_create(&th[i], NULL, runs_thread, &parts[i]);
 	}
-	for (int i = 0; i < threads; i++)
-		if (!started[i])
-			runs_thread(&parts[i]);
-	for (int i = 0; i < threads; i++) {
-		if (started[i])
-			pthread_join(th[i], NULL);
-		*sink += parts[i].sum;
-	}
+	t0 = bench_now();
+	run_parts(runs_thread, parts, sizeof(parts[0]), threads);
 	t = bench_now() - t0;
+	for (int i = 0; i < threads; i++)
+		*sink += parts[i].sum;
 	return (double)bytes / t;
 }
 
