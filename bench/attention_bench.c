@@ -20,7 +20,8 @@
  * that pattern goes bounds what any kernel can do with it.
  * docs/attention.md explains how to read the numbers.
  *
- *   attention_bench [--json] [--context N] [--reps N] [--min-ratio X] [--quick]
+ *   attention_bench [--json] [--context N] [--block-size N] [--reps N] [--min-ratio X]
+ *                   [--quick]
  *
  * The OpenCL device comes from KVFPGA_OPENCL_DEVICE as for the library.
  */
@@ -94,10 +95,10 @@ static float rnd(uint64_t *s)
 }
 
 static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, uint32_t context,
-                    int reps, struct bench_membuf *bw, struct result *res)
+                    uint32_t block_size, int reps, struct bench_membuf *bw, struct result *res)
 {
-	struct kvfpga_attn_shape shape = { 1,  bc->n_q_heads, bc->n_kv_heads, bc->head_dim,
-		                           16, bc->dtype };
+	struct kvfpga_attn_shape shape = { 1,          bc->n_q_heads, bc->n_kv_heads, bc->head_dim,
+		                           block_size, bc->dtype };
 	uint32_t esz = bc->dtype == KVFPGA_KV_F16 ? 2 : 4, n_blocks, blocks_per_seq;
 	uint64_t block_bytes, layer_bytes, seed = 42;
 	size_t q_elems = (size_t)bc->n_q_heads * bc->head_dim, arena_bytes;
@@ -125,7 +126,7 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 	ret = kvfpga_attn_shape_block_bytes(&shape, &block_bytes);
 	if (ret)
 		return ret;
-	blocks_per_seq = (context + 15) / 16;
+	blocks_per_seq = (context + block_size - 1) / block_size;
 	n_blocks = blocks_per_seq;
 	arena_bytes = (size_t)(block_bytes * n_blocks);
 	arena = aligned_alloc(4096, (arena_bytes + 4095) & ~(size_t)4095);
@@ -213,7 +214,7 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 	res->kv_bytes = (double)layer_bytes;
 	res->kernel_best = res->host_best = res->pattern_best = 0;
 	/* A layer's K tiles then V tiles, contiguous in each block (docs/kvcache.md). */
-	slice_bytes = layer_bytes / blocks_per_seq;
+	slice_bytes = (uint64_t)2 * bc->n_kv_heads * block_size * bc->head_dim * esz;
 	for (int r = -1; r < reps; r++) {
 		double t0, t, hb;
 
@@ -281,12 +282,13 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: attention_bench [--json] [--context N] [--reps N] [--min-ratio X] "
-	        "[--quick]\n"
+	        "usage: attention_bench [--json] [--context N] [--block-size N] [--reps N]\n"
+	        "                       [--min-ratio X] [--quick]\n"
 	        "  Decode attention throughput (KV bytes read per second) over host memory read\n"
 	        "  bandwidth (%d threads) measured in the same run.\n"
 	        "  --json         machine-readable output on stdout\n"
 	        "  --context N    context tokens per sequence (default 16384)\n"
+	        "  --block-size N tokens per KV block, a power of two up to 256 (default 16)\n"
 	        "  --reps N       timed runs per case (default 7)\n"
 	        "  --min-ratio X  exit 1 if any case's best ratio is below X\n"
 	        "  --quick        2048-token context, 3 runs (a smoke test)\n"
@@ -299,6 +301,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "context", required_argument, NULL, 'c' },
+		{ "block-size", required_argument, NULL, 'b' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "min-ratio", required_argument, NULL, 'm' },
 		{ "quick", no_argument, NULL, 'q' },
@@ -309,7 +312,7 @@ int main(int argc, char **argv)
 	struct kvfpga_engine *engine = NULL;
 	struct result res[sizeof(cases) / sizeof(cases[0])];
 	char msg[KVFPGA_ENGINE_MSG_MAX], dev[512];
-	uint32_t context = 16384;
+	uint32_t context = 16384, block_size = 16;
 	int reps = 7, json = 0, c, ret, below = 0;
 	double min_ratio = 0;
 	struct bench_membuf bw;
@@ -322,6 +325,13 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			context = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'b':
+			if (bench_parse_u32(optarg, 1, 256, &block_size) ||
+			    (block_size & (block_size - 1))) {
+				usage(stderr);
+				return 2;
+			}
 			break;
 		case 'r':
 			reps = atoi(optarg);
@@ -364,8 +374,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!json) {
-		printf("decode attention, %u-token context, batch 1, one layer per run; %s\n",
-		       context, dev);
+		printf("decode attention, %u-token context, %u-token blocks (table shuffled), "
+		       "batch 1, "
+		       "one layer per run; %s\n",
+		       context, block_size, dev);
 		printf("host read bandwidth: %d threads over %zu MiB (LLC %zu MiB)\n\n", BW_THREADS,
 		       bw.bytes >> 20, bench_llc_bytes() >> 20);
 		printf("%-27s %7s %7s %8s %9s %8s %6s %6s %6s %9s %6s %8s\n", "case", "KV MiB",
@@ -376,7 +388,7 @@ int main(int argc, char **argv)
 		struct result *r = &res[i];
 		double ratio, ratio_med;
 
-		ret = run_case(engine, &cases[i], context, reps, &bw, r);
+		ret = run_case(engine, &cases[i], context, block_size, reps, &bw, r);
 		if (ret) {
 			fprintf(stderr, "attention_bench: %s failed: %s\n", cases[i].name,
 			        strerror(-ret));
@@ -403,6 +415,7 @@ int main(int argc, char **argv)
 		                       json_object_new_string("attention_decode"));
 		json_object_object_add(root, "device", json_object_new_string(dev));
 		json_object_object_add(root, "context", json_object_new_int64(context));
+		json_object_object_add(root, "block_size", json_object_new_int64(block_size));
 		json_object_object_add(root, "reps", json_object_new_int(reps));
 		json_object_object_add(root, "bandwidth_threads", json_object_new_int(BW_THREADS));
 		json_object_object_add(root, "bandwidth_buffer_bytes",
