@@ -493,7 +493,9 @@ static float max4(float4 v)
 #if CPU_TUNED && (VEC == 16 || VEC == 8) && BLOCK_SIZE >= VEC
 #define DECODE_BLOCKED 1
 #define KT_KH (GROUP_SIZE < 8 ? GROUP_SIZE : 8)
-#define KT_KC_(n) ((n) <= NS && (n)*KT_KH <= 8)
+/* Up to 16 score vectors in registers for f32; converted K (f16, int8) needs registers too. */
+#define KT_SUMS_MAX (KV_F16 || KV_I8 ? 8 : 16)
+#define KT_KC_(n) ((n) <= NS && (n)*KT_KH <= KT_SUMS_MAX)
 #define KT_KC (KT_KC_(8) ? 8 : KT_KC_(4) ? 4 : KT_KC_(2) ? 2 : 1)
 #define KT_SUMS (KT_KH * KT_KC)
 #define KT_DS (KT_SUMS >= 8 ? 1 : KT_SUMS >= 4 ? 2 : KT_SUMS >= 2 ? 4 : 8)
