@@ -27,7 +27,9 @@ static const char *dtype_name(enum kvfpga_kv_dtype dtype)
 #define ALIGN16(x) (((x) + 15) & ~(uint64_t)15)
 
 /*
- * A block is [layer][K/V][kv_head][slot][head_dim] elements; int8 adds a
+ * A block is [layer][K/V][kv_head][tile of block_size x head_dim] elements
+ * (V tiles [slot][dim], K tiles [dim][slot]); its size does not depend on
+ * the order inside a tile.  int8 adds a
  * float scale per (layer, K/V, kv_head) at a 16-byte aligned offset after
  * the data, and the block is rounded up to 16 bytes (the KV cache's layout).
  */
