@@ -578,9 +578,13 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 					if (c0 + KT_KC < NS)
 						continue;
 				}
-				svec mx = (svec)(-INFINITY);
-				_Pragma("unroll") for (int c = 0; c < NS; c++) mx = max(
-					mx, KT_KC < NS ? SLOAD(c, sc[row]) : s[h][c % KT_KC][0]);
+				svec sv[NS], mx = (svec)(-INFINITY);
+
+				_Pragma("unroll") for (int c = 0; c < NS; c++)
+				{
+					sv[c] = KT_KC < NS ? SLOAD(c, sc[row]) : s[h][c % KT_KC][0];
+					mx = max(mx, sv[c]);
+				}
 				const float m_new = max(m[row], SMAX(mx));
 
 				/* m is finite after the first tile (it always holds a key). */
@@ -594,8 +598,7 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 				}
 				_Pragma("unroll") for (int c = 0; c < NS; c++)
 				{
-					const svec p = exp2((KT_KC < NS ? SLOAD(c, sc[row]) : s[h][c % KT_KC][0]) -
-							    (svec)(m_new));
+					const svec p = exp2(sv[c] - (svec)(m_new));
 
 					SSTORE(p, c, sc[row]);
 					lsum[row] += p;
