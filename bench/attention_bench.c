@@ -12,8 +12,8 @@
  * reports its best and its median.  The arena holds several layers and the
  * runs cycle through them, so no run finds the previous one's KV in cache.
  *
- * A second baseline, the access pattern's own ceiling: after each kernel
- * run, 2 threads read the same bytes in the same order with the same
+ * A second baseline, the access pattern's own ceiling: after each bandwidth
+ * run, 2 threads read the kernel run's bytes in the same order with the same
  * plain summing loop as the bandwidth run (each block's slice of the layer,
  * blocks in table order).  The table is shuffled, so the runs between
  * jumps are only one block's slice of one layer; how fast a plain read of
@@ -111,7 +111,7 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 	float *q = NULL, *out = NULL, *ref = NULL;
 	double *kt = NULL, *ht = NULL, *pt = NULL, *rt = NULL;
 	struct bench_run *runs = NULL;
-	uint64_t slice_bytes, sink = 0;
+	uint64_t slice_bytes;
 	const int32_t *tables[1];
 	char msg[KVFPGA_ENGINE_MSG_MAX];
 	int ret;
@@ -236,7 +236,7 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 			            (size_t)b.layer * slice_bytes;
 			runs[i].bytes = (size_t)slice_bytes;
 		}
-		double pb = bench_read_runs_bw(runs, n_blocks, BW_THREADS, &sink);
+		double pb = bench_read_runs_bw(runs, n_blocks, BW_THREADS, &bw->sink);
 
 		if (hb < 0 || pb < 0) {
 			ret = -EINVAL;
@@ -261,7 +261,6 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 	res->host_median = median(ht, reps);
 	res->pair_median = median(pt, reps);
 	res->pattern_median = median(rt, reps);
-	bw->sink += sink;
 out:
 	kvfpga_attn_job_destroy(job);
 	kvfpga_kv_arena_release(reg);
