@@ -50,6 +50,7 @@
 
 #include "kvfpga/engine.h"
 #include "kvfpga/kvfpga.h"
+#include "helpers/test_layout.h"
 #include "helpers/test_seed.h"
 #include "helpers/test_util.h"
 
@@ -444,13 +445,10 @@ static uint64_t elem_index(const struct arena *a, const int32_t *table, uint32_t
                            uint32_t head, uint32_t pos, uint32_t d)
 {
 	const struct kvfpga_attn_shape *s = &a->shape;
-	uint64_t tile = (((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) *
-	                s->block_size * s->head_dim;
-	uint64_t slot = pos % s->block_size;
 
-	/* V tiles are [slot][dim]; K tiles are transposed, [dim][slot]. */
-	return (uint64_t)table[pos / s->block_size] * a->block_elems + tile +
-	       (kv ? slot * s->head_dim + d : (uint64_t)d * s->block_size + slot);
+	return (uint64_t)table[pos / s->block_size] * a->block_elems +
+	       test_kv_elem(layer, (uint32_t)kv, head, pos % s->block_size, d, s->n_kv_heads,
+	                    s->block_size, s->head_dim);
 }
 
 /*

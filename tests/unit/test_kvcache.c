@@ -12,6 +12,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "helpers/test_layout.h"
 #include "helpers/test_util.h"
 #include "kvfpga/kvcache.h"
 #include "kvfpga/kvfpga.h"
@@ -106,19 +107,6 @@ static void write_all(struct fx *f, struct kvfpga_kvseq *s, uint32_t tag, uint32
 }
 
 /* The element at the documented offset, read straight from the arena. */
-/*
- * Element offset inside a block, computed from the documented layout (not
- * from the layout struct under test): V tiles are [slot][dim], K tiles are
- * transposed, [dim][slot].
- */
-static uint64_t tile_elem(uint32_t layer, uint32_t kv, uint32_t head, uint32_t slot, uint32_t d,
-                          uint32_t heads, uint32_t bs, uint32_t hd)
-{
-	uint64_t tile = (((uint64_t)layer * 2 + kv) * heads + head) * bs * hd;
-
-	return tile + (kv ? (uint64_t)slot * hd + d : (uint64_t)d * bs + slot);
-}
-
 static float raw_elem(const struct fx *f, int32_t block, uint32_t layer, uint32_t kv, uint32_t head,
                       uint32_t slot, uint32_t d)
 {
@@ -127,7 +115,7 @@ static float raw_elem(const struct fx *f, int32_t block, uint32_t layer, uint32_
 	uint64_t block_bytes =
 	        (uint64_t)l->n_layers * 2 * l->n_kv_heads * l->block_size * l->head_dim * esz;
 	uint64_t off =
-	        tile_elem(layer, kv, head, slot, d, l->n_kv_heads, l->block_size, l->head_dim);
+	        test_kv_elem(layer, kv, head, slot, d, l->n_kv_heads, l->block_size, l->head_dim);
 	const uint8_t *p = f->base + (uint64_t)block * block_bytes + off * esz;
 
 	if (esz == 4) {
@@ -446,7 +434,6 @@ START_TEST(test_layout_doc_example)
 	memcpy(&h, f.base + byte, 2);
 	ck_assert_uint_eq(h, 0x3e00); /* 1.5 in binary16 */
 	/* K of layer 1, head 2, position 37, element 10 = -2: K tiles are [dim][slot]. */
-	memset(v, 0, sizeof(v));
 	k[2 * 64 + 10] = -2.0f;
 	ck_assert_int_eq(kvfpga_kvseq_write(s, 1, 37, k, NULL), 0);
 	byte = (uint64_t)b * 32768 + ((((1 * 2 + 0) * 4 + 2) * 64 + 10) * 16 + 5) * 2;
@@ -1515,7 +1502,7 @@ static int8_t raw_i8(const struct fx *f, int32_t block, uint32_t layer, uint32_t
 {
 	const struct kvfpga_kvcache_layout *l = &f->lay;
 	uint64_t off =
-	        tile_elem(layer, kv, head, slot, d, l->n_kv_heads, l->block_size, l->head_dim);
+	        test_kv_elem(layer, kv, head, slot, d, l->n_kv_heads, l->block_size, l->head_dim);
 
 	return (int8_t)f->base[(uint64_t)block * l->block_bytes + off];
 }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers/test_layout.h"
 #include "helpers/test_seed.h"
 #include "kvfpga/kvcache.h"
 #include "kvfpga/kvfpga.h"
@@ -470,11 +471,7 @@ static float arena_elem(const struct model *m, int32_t block, uint32_t layer, ui
 {
 	const struct config *c = m->cfg;
 	uint64_t esz = c->dtype == KVFPGA_KVCACHE_F32 ? 4 : c->dtype == KVFPGA_KVCACHE_F16 ? 2 : 1;
-	uint64_t tile =
-	        (((uint64_t)layer * 2 + kv) * c->heads + head) * c->block_size * c->head_dim;
-	/* V tiles are [slot][dim]; K tiles are transposed, [dim][slot]. */
-	uint64_t off =
-	        tile + (kv ? (uint64_t)slot * c->head_dim + d : (uint64_t)d * c->block_size + slot);
+	uint64_t off = test_kv_elem(layer, kv, head, slot, d, c->heads, c->block_size, c->head_dim);
 	const uint8_t *blk = m->base + (uint64_t)block * m->block_bytes;
 	float f = 0;
 

@@ -25,6 +25,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
+#include "helpers/test_layout.h"
 #include "kvfpga/kvcache.h"
 #include "kvfpga/kvfpga.h"
 
@@ -223,12 +224,8 @@ static void assert_child_wrote(const struct rig *r)
 			for (uint32_t kv = 0; kv < 2; kv++)
 				for (uint32_t h = 0; h < HEADS; h++)
 					for (uint32_t d = 0; d < HEAD_DIM; d++) {
-						/* V tiles [slot][dim], K tiles [dim][slot]. */
-						uint64_t off =
-						        (((uint64_t)l * 2 + kv) * HEADS + h) * BS *
-						                HEAD_DIM +
-						        (kv ? (uint64_t)pos * HEAD_DIM + d
-						            : (uint64_t)d * BS + pos);
+						uint64_t off = test_kv_elem(l, kv, h, pos, d, HEADS,
+						                            BS, HEAD_DIM);
 						const uint8_t *p =
 						        r->base +
 						        (uint64_t)r->block * r->lay.block_bytes +
