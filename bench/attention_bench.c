@@ -316,6 +316,7 @@ int main(int argc, char **argv)
 	double min_ratio = 0;
 	struct bench_membuf bw;
 	size_t bw_bytes;
+	const char *workers = bench_pin_cl_workers();
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -377,6 +378,7 @@ int main(int argc, char **argv)
 		       "batch 1, "
 		       "one layer per run; %s\n",
 		       context, block_size, dev);
+		printf("%s\n", workers);
 		printf("host read bandwidth: %d threads over %zu MiB (LLC %zu MiB)\n\n", BW_THREADS,
 		       bw.bytes >> 20, bench_llc_bytes() >> 20);
 		printf("%-27s %7s %7s %8s %9s %8s %6s %6s %6s %9s %6s %8s\n", "case", "KV MiB",
@@ -413,6 +415,7 @@ int main(int argc, char **argv)
 		json_object_object_add(root, "benchmark",
 		                       json_object_new_string("attention_decode"));
 		json_object_object_add(root, "device", json_object_new_string(dev));
+		json_object_object_add(root, "cl_workers", json_object_new_string(workers));
 		json_object_object_add(root, "context", json_object_new_int64(context));
 		json_object_object_add(root, "block_size", json_object_new_int64(block_size));
 		json_object_object_add(root, "reps", json_object_new_int(reps));

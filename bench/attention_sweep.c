@@ -590,6 +590,7 @@ int main(int argc, char **argv)
 	struct rig r;
 	char dev[512];
 	int ret;
+	const char *workers = bench_pin_cl_workers();
 
 	if (parse_opts(argc, argv, &o)) {
 		usage(stderr);
@@ -608,6 +609,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	kvfpga_engine_describe(r.engine, dev, sizeof(dev));
+	fprintf(r.table, "attention_sweep: %s; %s\n", dev, workers);
 	r.arena_bytes = arena_size(&o);
 	r.arena = aligned_alloc(4096, r.arena_bytes);
 	ret = r.arena ? bench_membuf_create(8 * bench_llc_bytes(), &r.bw) : -ENOMEM;
@@ -641,6 +643,7 @@ int main(int argc, char **argv)
 		json_object_object_add(root, "benchmark",
 		                       json_object_new_string("attention_sweep"));
 		json_object_object_add(root, "device", json_object_new_string(dev));
+		json_object_object_add(root, "cl_workers", json_object_new_string(workers));
 		json_object_object_add(root, "reps", json_object_new_int(o.reps));
 		json_object_object_add(root, "block_size", json_object_new_int(BLOCK));
 		json_object_object_add(root, "model_width", json_object_new_int(MODEL_WIDTH));

@@ -10,7 +10,8 @@ bench-build: $(BENCH_BINS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB_A) $(LIB_LIBS) $(LDLIBS) $(BENCH_LIBS_$*)
+	$(CC) $(LDFLAGS) -o $@ $< $(filter %.o,$(BENCH_LIBS_$*)) $(LIB_A) $(LIB_LIBS) $(LDLIBS) \
+		$(filter-out %.o,$(BENCH_LIBS_$*))
 
 bench: bench-attention
 bench-attention: $(BUILD)/bench/attention_bench

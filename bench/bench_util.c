@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "kvfpga/engine.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define BENCH_X86 1
@@ -485,4 +487,23 @@ double bench_peak_flops(int threads, double seconds, const char **isa_name)
 	if (isa_name)
 		*isa_name = names[isa];
 	return total;
+}
+
+/* ---- OpenCL CPU worker placement ---- */
+
+const char *bench_pin_cl_workers(void)
+{
+	const char *env = getenv("POCL_AFFINITY");
+	int ret;
+
+	if (env)
+		return strcmp(env, "1")
+		               ? "PoCL workers as POCL_AFFINITY (not 1) in the environment says"
+		               : "PoCL workers pinned, one per CPU (POCL_AFFINITY=1 in the "
+		                 "environment)";
+	ret = kvfpga_cl_pin_cpu_workers();
+	if (ret == 1)
+		return "PoCL workers pinned, one per CPU (POCL_AFFINITY=1)";
+	return ret ? "PoCL workers not pinned (cannot read the CPU affinity)"
+	           : "PoCL workers not pinned (the process may not run on every CPU)";
 }

@@ -107,4 +107,13 @@ double bench_read_runs_bw(const struct bench_run *runs, size_t n, int threads, u
  */
 double bench_peak_flops(int threads, double seconds, const char **isa);
 
+/*
+ * First thing in main() of a benchmark that runs OpenCL kernels: pins
+ * PoCL's CPU worker threads, one per CPU, unless the environment says
+ * otherwise (kvfpga_cl_pin_cpu_workers).  The bandwidth baseline's threads
+ * always run on separate CPUs; unpinned, PoCL's workers were often woken
+ * onto one CPU for a whole call.  Returns what was done, for the report.
+ */
+const char *bench_pin_cl_workers(void);
+
 #endif /* KVFPGA_BENCH_UTIL_H */

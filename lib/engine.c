@@ -7,10 +7,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "engine_internal.h"
 
@@ -168,6 +170,27 @@ static int copy_string(char *dst, size_t size, const char *src)
 static int is_terminated(const char *s, size_t size)
 {
 	return memchr(s, '\0', size) != NULL;
+}
+
+int kvfpga_cl_pin_cpu_workers(void)
+{
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t allowed;
+
+	if (getenv("POCL_AFFINITY"))
+		return 0;
+	if (online < 1 || online > CPU_SETSIZE)
+		return 0;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed))
+		return -errno;
+	/* PoCL 3 pins worker i to CPU i, and aborts when that is not allowed. */
+	for (long cpu = 0; cpu < online; cpu++) {
+		if (!CPU_ISSET(cpu, &allowed))
+			return 0;
+	}
+	if (setenv("POCL_AFFINITY", "1", 0))
+		return -errno;
+	return 1;
 }
 
 int kvfpga_engine_opts_init(struct kvfpga_engine_opts *opts)

@@ -96,6 +96,24 @@ struct kvfpga_engine_opts {
 /* Defaults, then the environment.  -EINVAL on a bad value (opts untouched). */
 int kvfpga_engine_opts_init(struct kvfpga_engine_opts *opts);
 
+/*
+ * Process-wide, for main() before the first OpenCL call and before other
+ * threads start (it calls setenv): asks PoCL's CPU device to pin its worker
+ * threads, worker i to CPU i (POCL_AFFINITY=1).  Left to the scheduler, the
+ * workers of a 2-CPU machine were often woken onto one CPU for a whole
+ * kernel of a few milliseconds: decode attention then ran on one core
+ * (docs/attention.md, "CPU worker placement").  Other OpenCL platforms
+ * ignore the variable.  Pinned workers cannot move away from another busy
+ * process on their CPU: meant for one inference process per machine.
+ *
+ * Changes nothing and returns 0 when POCL_AFFINITY is already set (the
+ * caller's choice; POCL_AFFINITY=0 keeps PoCL's default) or when the
+ * process may not run on every one of the online CPUs 0 .. n-1 (PoCL would
+ * abort pinning a worker to a CPU outside the affinity mask).  1 when it
+ * set the variable; a negative errno on failure.
+ */
+int kvfpga_cl_pin_cpu_workers(void);
+
 #define KVFPGA_CL_TYPE_CPU         (1u << 0)
 #define KVFPGA_CL_TYPE_GPU         (1u << 1)
 #define KVFPGA_CL_TYPE_ACCELERATOR (1u << 2)
