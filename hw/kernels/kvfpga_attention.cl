@@ -502,6 +502,15 @@ static float max4(float4 v)
 #if HEAD_DIM % KT_DS != 0
 #error "HEAD_DIM must be a multiple of KT_DS"
 #endif
+/*
+ * The reference maximum m of a head only moves when a score exceeds it by
+ * more than SOFTMAX_SLACK (log2 units): probabilities exp2(s - m) then stay
+ * below 2^SOFTMAX_SLACK, far from float overflow, and the common tile
+ * costs one vector compare instead of a horizontal maximum.  m is a lower
+ * bound of the true maximum; (m, l) and the output are consistent for any
+ * such m, which is all the merge needs.
+ */
+#define SOFTMAX_SLACK 8.0f
 #define AC_HEADS (GROUP_SIZE < 8 ? GROUP_SIZE : 8)
 #define AC_VECS_MAX (16 / AC_HEADS > 0 ? 16 / AC_HEADS : 1)
 #define AC_VECS (AC_VECS_MAX < NV ? AC_VECS_MAX : NV)
@@ -578,17 +587,21 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 					if (c0 + KT_KC < NS)
 						continue;
 				}
-				svec sv[NS], mx = (svec)(-INFINITY);
+				svec sv[NS];
+				isvec up = (isvec)(0);
+				const float bound = m[row] + SOFTMAX_SLACK;
 
 				_Pragma("unroll") for (int c = 0; c < NS; c++)
 				{
 					sv[c] = KT_KC < NS ? SLOAD(c, sc[row]) : s[h][c % KT_KC][0];
-					mx = max(mx, sv[c]);
+					up |= sv[c] > (svec)(bound);
 				}
-				const float m_new = max(m[row], SMAX(mx));
-
 				/* m is finite after the first tile (it always holds a key). */
-				if (m_new != m[row]) {
+				if (any(up)) {
+					svec mx = sv[0];
+
+					_Pragma("unroll") for (int c = 1; c < NS; c++) mx = max(mx, sv[c]);
+					const float m_new = SMAX(mx);
 					const float corr = exp2(m[row] - m_new);
 
 					lsum[row] *= corr;
@@ -598,7 +611,7 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 				}
 				_Pragma("unroll") for (int c = 0; c < NS; c++)
 				{
-					const svec p = exp2(sv[c] - (svec)(m_new));
+					const svec p = exp2(sv[c] - (svec)(m[row]));
 
 					SSTORE(p, c, sc[row]);
 					lsum[row] += p;

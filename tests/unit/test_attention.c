@@ -1000,6 +1000,61 @@ START_TEST(test_decode_large_scores)
 }
 END_TEST
 
+/*
+ * Scores that keep rising along the context: every K element of position t
+ * is r(t), a ramp that climbs slowly for the first half (a tile raises a
+ * score by a few log2 units, less than the CPU kernel's SOFTMAX_SLACK: its
+ * reference maximum stays behind the true one) and steeply after (the
+ * maximum moves every tile, the running sums are rescaled each time).  A
+ * head whose query sums to a negative number sees falling scores instead.
+ * With splits, so the merge gets partial maxima that are not the true ones.
+ */
+static void fill_rising_keys(struct arena *a, const int32_t *table, uint32_t len)
+{
+	const struct kvfpga_attn_shape *s = &a->shape;
+
+	for (uint32_t t = 0; t < len; t++) {
+		uint32_t half = len / 2;
+		float r = t < half ? 0.02f * (float)t
+		                   : 0.02f * (float)half + 0.3f * (float)(t - half);
+		uint64_t blk = (uint64_t)table[t / s->block_size] * a->block_elems;
+
+		for (uint32_t h = 0; h < s->n_kv_heads; h++)
+			for (uint32_t d = 0; d < s->head_dim; d++)
+				store_elem(a,
+				           blk + test_kv_elem(0, 0, h, t % s->block_size, d,
+				                              s->n_kv_heads, s->block_size,
+				                              s->head_dim),
+				           r);
+	}
+}
+
+START_TEST(test_decode_rising_scores)
+{
+	static const char *const names[] = { "h128-g4-f32-b16", "h128-g4-f16-b16" };
+	struct config *c = config_named(names[_i]);
+	const struct kvfpga_attn_shape *s = &c->shape;
+	uint64_t rng = case_rng(310 + (uint32_t)_i);
+	struct decode_case dc;
+	struct arena a;
+
+	arena_open(&a, s, 120, &rng);
+	memset(&dc, 0, sizeof(dc));
+	dc.n_seqs = 2;
+	dc.lens[0] = 700;
+	dc.lens[1] = 1100;
+	for (uint32_t i = 0; i < dc.n_seqs; i++) {
+		dc.tables[i] = new_table(&a, blocks_for(s, dc.lens[i]), NULL, 0);
+		fill_rising_keys(&a, dc.tables[i], dc.lens[i]);
+	}
+	dc.scale = 1.0f;
+	dc.split_tokens = 256;
+	decode_run(config_attn(c), &a, &dc, &rng, 1.0f, "rising scores");
+	decode_case_free(&dc);
+	arena_close(&a);
+}
+END_TEST
+
 /* Chunks that start mid-block, at 0, and of one token; several tiles each. */
 START_TEST(test_prefill_configs)
 {
@@ -2024,6 +2079,7 @@ static Suite *attention_suite(void)
 	if (decode_long_loop.n)
 		tcase_add_loop_test(tc, test_decode_long, 0, decode_long_loop.n);
 	tcase_add_test(tc, test_decode_large_scores);
+	tcase_add_loop_test(tc, test_decode_rising_scores, 0, 2);
 	if (all_configs_loop.n)
 		tcase_add_loop_test(tc, test_prefill_configs, 0, all_configs_loop.n);
 	if (prefill_long_loop.n)
