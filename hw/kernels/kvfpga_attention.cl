@@ -492,25 +492,40 @@ static float max4(float4 v)
  */
 #if CPU_TUNED && (VEC == 16 || VEC == 8) && BLOCK_SIZE >= VEC
 #define DECODE_BLOCKED 1
+/*
+ * Blocks read side by side: a pass takes DECODE_STREAMS blocks of the
+ * context together (PSLOTS slots, PNS slot vectors), their tiles' columns
+ * (scores) and rows (accumulate) interleaved, so that memory serves that
+ * many independent runs at once.  A layer's slice of a block is one run of
+ * a few tens of KiB that sits anywhere in the arena; read one block after
+ * another, each jump to a new block stalls the stream.  Two streams, not
+ * four: four measured 0.8x.
+ */
+#ifndef DECODE_STREAMS
+#define DECODE_STREAMS 2
+#endif
+#define DS_N DECODE_STREAMS
+#define PSLOTS (DS_N * BLOCK_SIZE)
+#define PNS (DS_N * NS)
+/*
+ * The reference maximum m of a head only moves when a score exceeds it by
+ * more than SOFTMAX_SLACK (log2 units): probabilities exp2(s - m) then stay
+ * below 2^SOFTMAX_SLACK, far from float overflow, and the common pass
+ * costs one vector compare instead of a horizontal maximum.  m is a lower
+ * bound of the true maximum; (m, l) and the output are consistent for any
+ * such m, which is all the merge needs.
+ */
+#define SOFTMAX_SLACK 8.0f
 #define KT_KH (GROUP_SIZE < 8 ? GROUP_SIZE : 8)
 /* Up to 16 score vectors in registers for f32; converted K (f16, int8) needs registers too. */
 #define KT_SUMS_MAX (KV_F16 || KV_I8 ? 8 : 16)
-#define KT_KC_(n) ((n) <= NS && (n)*KT_KH <= KT_SUMS_MAX)
+#define KT_KC_(n) ((n) <= PNS && (n)*KT_KH <= KT_SUMS_MAX)
 #define KT_KC (KT_KC_(8) ? 8 : KT_KC_(4) ? 4 : KT_KC_(2) ? 2 : 1)
 #define KT_SUMS (KT_KH * KT_KC)
 #define KT_DS (KT_SUMS >= 8 ? 1 : KT_SUMS >= 4 ? 2 : KT_SUMS >= 2 ? 4 : 8)
 #if HEAD_DIM % KT_DS != 0
 #error "HEAD_DIM must be a multiple of KT_DS"
 #endif
-/*
- * The reference maximum m of a head only moves when a score exceeds it by
- * more than SOFTMAX_SLACK (log2 units): probabilities exp2(s - m) then stay
- * below 2^SOFTMAX_SLACK, far from float overflow, and the common tile
- * costs one vector compare instead of a horizontal maximum.  m is a lower
- * bound of the true maximum; (m, l) and the output are consistent for any
- * such m, which is all the merge needs.
- */
-#define SOFTMAX_SLACK 8.0f
 #define AC_HEADS (GROUP_SIZE < 8 ? GROUP_SIZE : 8)
 #define AC_VECS_MAX (16 / AC_HEADS > 0 ? 16 / AC_HEADS : 1)
 #define AC_VECS (AC_VECS_MAX < NV ? AC_VECS_MAX : NV)
@@ -519,19 +534,20 @@ static float max4(float4 v)
 
 /*
  * Scores and the online-softmax step of the GROUP_SIZE heads of one KV head
- * (rows row0 ..): sc[row][t] becomes the probability exp2(q . k_t - m_new)
- * while the scores are still in registers.  The running sum is kept per
- * lane (lsum[row], SVEC partial sums, added up once at the end), so a tile
- * costs one horizontal maximum per head and no horizontal sum; a head's
- * acc and lsum are rescaled by exp2(m - m_new) when its maximum moved.
+ * (rows row0 ..) over the tiles kt[0 .. DS_N) (slots of tile i are
+ * i * BLOCK_SIZE ..): sc[row][t] becomes the probability exp2(q . k_t -
+ * m) while the scores are still in registers.  The running sum is kept per
+ * lane (lsum[row], SVEC partial sums, added up once at the end), so a pass
+ * needs no horizontal sum, and a horizontal maximum only when m moves
+ * (SOFTMAX_SLACK); then a head's acc and lsum are rescaled by exp2(m - m_new).
  */
-static void decode_scores_blocked(const __global kv_t *restrict kt, const __global kv_t *next,
-				  const int valid, const float *qs, const float kscale,
-				  float sc[][BLOCK_SIZE], const int row0, float *m, svec *lsum,
+static void decode_scores_blocked(const __global kv_t *const *kt, const __global kv_t *const *next,
+				  const int valid, const float *qs, const float *kscale,
+				  float sc[][PSLOTS], const int row0, float *m, svec *lsum,
 				  vecf *acc)
 {
 	for (int h0 = 0; h0 < GROUP_SIZE; h0 += KT_KH) {
-		for (int c0 = 0; c0 < NS; c0 += KT_KC) {
+		for (int c0 = 0; c0 < PNS; c0 += KT_KC) {
 			svec s[KT_KH][KT_KC][KT_DS];
 
 			_Pragma("unroll") for (int h = 0; h < KT_KH; h++)
@@ -545,14 +561,19 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 			_Pragma("unroll 1") for (int d0 = 0; d0 < HEAD_DIM; d0 += KT_DS)
 			{
 				/* Prefetches spread over the arithmetic, not in a burst. */
-				if (h0 == 0 && c0 == 0 && next)
-					PREFETCH_COLS(next + KCOL(d0), KT_DS);
+				if (h0 == 0 && c0 == 0) {
+					_Pragma("unroll") for (int i = 0; i < DS_N; i++)
+					{
+						if (next[i])
+							PREFETCH_COLS(next[i] + KCOL(d0), KT_DS);
+					}
+				}
 				_Pragma("unroll") for (int j = 0; j < KT_DS; j++)
 				{
 					svec k[KT_KC];
 
 					_Pragma("unroll") for (int c = 0; c < KT_KC; c++) k[c] =
-						SLOADKV(c0 + c, kt + KCOL(d0 + j));
+						SLOADKV((c0 + c) % NS, kt[(c0 + c) / NS] + KCOL(d0 + j));
 					_Pragma("unroll") for (int h = 0; h < KT_KH; h++)
 					{
 						if (h0 + h < GROUP_SIZE) {
@@ -573,7 +594,8 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 
 					_Pragma("unroll") for (int j = 1; j < KT_DS; j++) s[h][c][0] +=
 						s[h][c][j];
-					s[h][c][0] = select((svec)(-INFINITY), SCALED(s[h][c][0], kscale),
+					s[h][c][0] = select((svec)(-INFINITY),
+							    SCALED(s[h][c][0], kscale[(c0 + c) / NS]),
 							    keep);
 				}
 				if (h0 + h >= GROUP_SIZE)
@@ -581,26 +603,26 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 				/* The scores of one head so far: store, or finish the softmax. */
 				const int row = row0 + h0 + h;
 
-				if (KT_KC < NS) {
+				if (KT_KC < PNS) {
 					_Pragma("unroll") for (int c = 0; c < KT_KC; c++)
 						SSTORE(s[h][c][0], c0 + c, sc[row]);
-					if (c0 + KT_KC < NS)
+					if (c0 + KT_KC < PNS)
 						continue;
 				}
-				svec sv[NS];
+				svec sv[PNS];
 				isvec up = (isvec)(0);
 				const float bound = m[row] + SOFTMAX_SLACK;
 
-				_Pragma("unroll") for (int c = 0; c < NS; c++)
+				_Pragma("unroll") for (int c = 0; c < PNS; c++)
 				{
-					sv[c] = KT_KC < NS ? SLOAD(c, sc[row]) : s[h][c % KT_KC][0];
+					sv[c] = KT_KC < PNS ? SLOAD(c, sc[row]) : s[h][c % KT_KC][0];
 					up |= sv[c] > (svec)(bound);
 				}
-				/* m is finite after the first tile (it always holds a key). */
+				/* m is finite after the first pass (it always holds a key). */
 				if (any(up)) {
 					svec mx = sv[0];
 
-					_Pragma("unroll") for (int c = 1; c < NS; c++) mx = max(mx, sv[c]);
+					_Pragma("unroll") for (int c = 1; c < PNS; c++) mx = max(mx, sv[c]);
 					const float m_new = SMAX(mx);
 					const float corr = exp2(m[row] - m_new);
 
@@ -609,7 +631,7 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 						corr;
 					m[row] = m_new;
 				}
-				_Pragma("unroll") for (int c = 0; c < NS; c++)
+				_Pragma("unroll") for (int c = 0; c < PNS; c++)
 				{
 					const svec p = exp2(sv[c] - (svec)(m[row]));
 
@@ -621,16 +643,18 @@ static void decode_scores_blocked(const __global kv_t *restrict kt, const __glob
 	}
 }
 
-/* acc_g += sum_t p[row0 + g][t] v_t for the GROUP_SIZE heads of one KV head. */
-static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __global kv_t *next,
-				      const int valid, const float vscale, float sc[][BLOCK_SIZE],
-				      const int row0, vecf *acc)
+/*
+ * acc_g += sum_t p[row0 + g][t] v_t for the GROUP_SIZE heads of one KV head,
+ * over the tiles vt[0 .. DS_N); rows[i] is how many rows of tile i hold
+ * finite values (reads past them are clamped, as ROW does).
+ */
+static void decode_accumulate_blocked(const __global kv_t *const *vt,
+				      const __global kv_t *const *next, const int *rows,
+				      const float *vscale, float sc[][PSLOTS], const int row0,
+				      vecf *acc)
 {
 	for (int h0 = 0; h0 < GROUP_SIZE; h0 += AC_HEADS) {
 		for (int i0 = 0; i0 < NV; i0 += AC_VECS) {
-			/* This pass's slice of every row: constant offsets from one pointer. */
-			const __global kv_t *vslice = vt + i0 * VEC;
-			const __global kv_t *nslice = next ? next + i0 * VEC : 0;
 			vecf a[AC_HEADS][AC_VECS];
 
 			_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
@@ -641,27 +665,35 @@ static void decode_accumulate_blocked(const __global kv_t *restrict vt, const __
 						(vecf)(0.0f);
 			}
 			_Pragma("unroll 1") for (int t = 0; t < BLOCK_SIZE; t++) {
-				vecf v[AC_VECS];
-
-				/* Each pass prefetches the slices of the next tile it would read. */
-				if (h0 == 0 && nslice) {
-					_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
-					{
-						if (AC_VEC_IN(i0 + j))
-							PREFETCH_SLICE(nslice + t * HEAD_DIM, j);
-					}
-				}
-				const __global kv_t *vrow = vslice + ROW(t, valid) * HEAD_DIM;
-
-				_Pragma("unroll") for (int j = 0; j < AC_VECS; j++) v[j] =
-					AC_VEC_IN(i0 + j) ? VLOADKV(j, vrow) : (vecf)(0.0f);
-				_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
+				_Pragma("unroll") for (int s = 0; s < DS_N; s++)
 				{
-					if (h0 + h < GROUP_SIZE) {
-						const vecf p = (vecf)(SCALED(sc[row0 + h0 + h][t], vscale));
+					/* This pass's slice of a row: constant offsets from one pointer. */
+					const __global kv_t *vrow =
+						vt[s] + i0 * VEC + ROW(t, rows[s]) * HEAD_DIM;
+					vecf v[AC_VECS];
 
+					/* Each pass prefetches the slices of the next tiles it would read. */
+					if (h0 == 0 && next[s]) {
 						_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
-							a[h][j] = fma(p, v[j], a[h][j]);
+						{
+							if (AC_VEC_IN(i0 + j))
+								PREFETCH_SLICE(next[s] + i0 * VEC +
+										       t * HEAD_DIM,
+									       j);
+						}
+					}
+					_Pragma("unroll") for (int j = 0; j < AC_VECS; j++) v[j] =
+						AC_VEC_IN(i0 + j) ? VLOADKV(j, vrow) : (vecf)(0.0f);
+					_Pragma("unroll") for (int h = 0; h < AC_HEADS; h++)
+					{
+						if (h0 + h < GROUP_SIZE) {
+							const vecf p = (vecf)(SCALED(
+								sc[row0 + h0 + h][s * BLOCK_SIZE + t],
+								vscale[s]));
+
+							_Pragma("unroll") for (int j = 0; j < AC_VECS; j++)
+								a[h][j] = fma(p, v[j], a[h][j]);
+						}
 					}
 				}
 			}
@@ -710,8 +742,9 @@ static const __global kv_t *tile_ahead(const __global kv_t *kl, const __global k
  * tiles of one block are contiguous (N_KV_HEADS x BLOCK_SIZE x HEAD_DIM),
  * its V tiles follow, so the work-group streams memory in two sequential
  * runs per block (prefetcher-friendly, one page-table walk per page rather
- * than per tile, and long bursts on an FPGA memory port).  Each K/V row is loaded
- * once for all GROUP_SIZE query heads that share it.  Writes the
+ * than per tile, and long bursts on an FPGA memory port); the CPU variant
+ * takes DECODE_STREAMS blocks at a time, their runs side by side.  Each K/V
+ * row is loaded once for all GROUP_SIZE query heads that share it.  Writes the
  * normalised partial output and its (m, l) for every query head; with
  * n_splits == 1 the partial output is the final output and the host skips
  * phase 2.
@@ -763,6 +796,56 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 	const ulong layer_off = (ulong)layer * 2 * N_KV_HEADS * TILE_ELEMS;
 	const __global int *table = tables + (ulong)seq * table_stride;
 
+#if DECODE_BLOCKED
+	for (uint blk = first_block; blk < end_block; blk += DS_N) {
+		const __global kv_t *kb[DS_N], *kl[DS_N], *next_kl[DS_N];
+		int rows[DS_N], valid = 0;
+		float sc[N_Q_HEADS][PSLOTS];
+
+		/* A missing last tile reads the first again; its slots are masked. */
+		_Pragma("unroll") for (int s = 0; s < DS_N; s++)
+		{
+			const uint b = blk + s < end_block ? blk + s : blk;
+			const uint nb = blk + DS_N + s;
+
+			kb[s] = arena + (ulong)table[b] * block_elems;
+			kl[s] = kb[s] + layer_off;
+			rows[s] = min(BLOCK_SIZE, len - (int)(b * BLOCK_SIZE));
+			if (blk + s < end_block)
+				valid += rows[s];
+			next_kl[s] = nb < end_block
+					     ? arena + (ulong)table[nb] * block_elems + layer_off
+					     : 0;
+		}
+		/* All K tiles of the layer, then all V tiles: two runs per block. */
+		for (int h = 0; h < N_KV_HEADS; h++) {
+			const __global kv_t *tiles[DS_N], *ahead[DS_N];
+			float ks[DS_N];
+
+			_Pragma("unroll") for (int s = 0; s < DS_N; s++)
+			{
+				tiles[s] = kl[s] + h * TILE_ELEMS;
+				ahead[s] = tile_ahead(kl[s], next_kl[s], h);
+				ks[s] = KV_SCALE(kb[s], layer, 0, h);
+			}
+			decode_scores_blocked(tiles, ahead, valid, qs + h * GROUP_SIZE * HEAD_DIM, ks,
+					      sc, h * GROUP_SIZE, m, lsum, acc);
+		}
+		for (int h = 0; h < N_KV_HEADS; h++) {
+			const __global kv_t *tiles[DS_N], *ahead[DS_N];
+			float vs[DS_N];
+
+			_Pragma("unroll") for (int s = 0; s < DS_N; s++)
+			{
+				tiles[s] = kl[s] + (N_KV_HEADS + h) * TILE_ELEMS;
+				ahead[s] = tile_ahead(kl[s], next_kl[s], N_KV_HEADS + h);
+				vs[s] = KV_SCALE(kb[s], layer, 1, h);
+			}
+			decode_accumulate_blocked(tiles, ahead, rows, vs, sc, h * GROUP_SIZE,
+						  acc + h * GROUP_SIZE * NV);
+		}
+	}
+#else
 	for (uint blk = first_block; blk < end_block; blk++) {
 		const __global kv_t *kb = arena + (ulong)table[blk] * block_elems;
 		const __global kv_t *kl = kb + layer_off;
@@ -774,17 +857,6 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		float sc[N_Q_HEADS][BLOCK_SIZE];
 
 		/* All K tiles of the layer, then all V tiles: two sequential runs. */
-#if DECODE_BLOCKED
-		for (int h = 0; h < N_KV_HEADS; h++)
-			decode_scores_blocked(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid,
-					      qs + h * GROUP_SIZE * HEAD_DIM, KV_SCALE(kb, layer, 0, h),
-					      sc, h * GROUP_SIZE, m, lsum, acc);
-		for (int h = 0; h < N_KV_HEADS; h++)
-			decode_accumulate_blocked(kl + (N_KV_HEADS + h) * TILE_ELEMS,
-						  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid,
-						  KV_SCALE(kb, layer, 1, h), sc, h * GROUP_SIZE,
-						  acc + h * GROUP_SIZE * NV);
-#else
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_scores(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid, 0, 0,
 				      qs + h * GROUP_SIZE * HEAD_DIM, KV_SCALE(kb, layer, 0, h),
@@ -795,8 +867,8 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 					  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid,
 					  KV_SCALE(kb, layer, 1, h), sc + h * GROUP_SIZE,
 					  acc + h * GROUP_SIZE * NV);
-#endif
 	}
+#endif
 #if DECODE_BLOCKED
 	for (int h = 0; h < N_Q_HEADS; h++)
 		l[h] = SSUM(lsum[h]);
