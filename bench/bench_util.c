@@ -505,5 +505,6 @@ const char *bench_pin_cl_workers(void)
 	if (ret == 1)
 		return "PoCL workers pinned, one per CPU (POCL_AFFINITY=1)";
 	return ret ? "PoCL workers not pinned (cannot read the CPU affinity)"
-	           : "PoCL workers not pinned (the process may not run on every CPU)";
+	           : "PoCL workers not pinned (PoCL's worker count set in the environment, or "
+	             "the process may not run on every CPU)";
 }

@@ -172,6 +172,14 @@ static int is_terminated(const char *s, size_t size)
 	return memchr(s, '\0', size) != NULL;
 }
 
+/*
+ * PoCL starts one worker per compute unit; these can raise the count above
+ * the CPUs, and worker i >= n would then abort pinning itself to CPU i.
+ */
+static const char *const pocl_worker_count_vars[] = { "POCL_MAX_PTHREAD_COUNT",
+	                                              "POCL_CPU_MAX_CU_COUNT",
+	                                              "POCL_MAX_COMPUTE_UNITS" };
+
 int kvfpga_cl_pin_cpu_workers(void)
 {
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -179,6 +187,11 @@ int kvfpga_cl_pin_cpu_workers(void)
 
 	if (getenv("POCL_AFFINITY"))
 		return 0;
+	for (size_t i = 0; i < sizeof(pocl_worker_count_vars) / sizeof(pocl_worker_count_vars[0]);
+	     i++) {
+		if (getenv(pocl_worker_count_vars[i]))
+			return 0;
+	}
 	if (online < 1 || online > CPU_SETSIZE)
 		return 0;
 	if (sched_getaffinity(0, sizeof(allowed), &allowed))

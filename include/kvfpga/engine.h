@@ -107,10 +107,12 @@ int kvfpga_engine_opts_init(struct kvfpga_engine_opts *opts);
  * process on their CPU: meant for one inference process per machine.
  *
  * Changes nothing and returns 0 when POCL_AFFINITY is already set (the
- * caller's choice; POCL_AFFINITY=0 keeps PoCL's default) or when the
- * process may not run on every one of the online CPUs 0 .. n-1 (PoCL would
- * abort pinning a worker to a CPU outside the affinity mask).  1 when it
- * set the variable; a negative errno on failure.
+ * caller's choice; POCL_AFFINITY=0 keeps PoCL's default), when the
+ * environment sets PoCL's worker count (POCL_MAX_PTHREAD_COUNT,
+ * POCL_CPU_MAX_CU_COUNT, POCL_MAX_COMPUTE_UNITS: it may exceed the CPUs),
+ * or when the process may not run on every one of the online CPUs 0 .. n-1
+ * (PoCL aborts when it cannot pin a worker).  1 when it set the variable;
+ * a negative errno on failure.
  */
 int kvfpga_cl_pin_cpu_workers(void);
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * kvfpga_cl_pin_cpu_workers(): when it asks PoCL to pin its worker threads
- * (POCL_AFFINITY=1), when it leaves the environment alone, and that PoCL's
- * CPU device then really runs with one worker pinned to each CPU.
+ * (POCL_AFFINITY=1), when it leaves the environment alone (already set,
+ * PoCL's worker count set, a restricted affinity mask), and that PoCL's CPU
+ * device then really runs with one worker pinned to each CPU.
  *
  * Every case runs in its own forked process (Check's default): the function
  * changes the process environment, and PoCL reads it once, when the first
@@ -49,6 +50,22 @@ START_TEST(test_existing_setting_kept)
 		ck_assert_int_eq(setenv("POCL_AFFINITY", values[i], 1), 0);
 		ck_assert_int_eq(kvfpga_cl_pin_cpu_workers(), 0);
 		ck_assert_str_eq(getenv("POCL_AFFINITY"), values[i]);
+	}
+}
+END_TEST
+
+/* PoCL's worker count from the environment may exceed the CPUs: left alone. */
+START_TEST(test_worker_count_set_left_alone)
+{
+	static const char *const vars[] = { "POCL_MAX_PTHREAD_COUNT", "POCL_CPU_MAX_CU_COUNT",
+		                            "POCL_MAX_COMPUTE_UNITS" };
+
+	ck_assert_int_eq(unsetenv("POCL_AFFINITY"), 0);
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		ck_assert_int_eq(setenv(vars[i], "64", 1), 0);
+		ck_assert_int_eq(kvfpga_cl_pin_cpu_workers(), 0);
+		ck_assert_ptr_null(getenv("POCL_AFFINITY"));
+		ck_assert_int_eq(unsetenv(vars[i]), 0);
 	}
 }
 END_TEST
@@ -191,6 +208,7 @@ static Suite *cl_workers_suite(void)
 	TCase *tc = tcase_create("pin");
 
 	tcase_add_test(tc, test_existing_setting_kept);
+	tcase_add_test(tc, test_worker_count_set_left_alone);
 	tcase_add_test(tc, test_sets_when_unset);
 	tcase_add_test(tc, test_restricted_mask_left_alone);
 	tcase_add_test(tc, test_pocl_workers_pinned);
