@@ -526,6 +526,9 @@ static float max4(float4 v)
 #if HEAD_DIM % KT_DS != 0
 #error "HEAD_DIM must be a multiple of KT_DS"
 #endif
+#if PNS % KT_KC != 0
+#error "a pass's slot vectors (PNS) must be a multiple of KT_KC"
+#endif
 #define AC_HEADS (GROUP_SIZE < 8 ? GROUP_SIZE : 8)
 #define AC_VECS_MAX (16 / AC_HEADS > 0 ? 16 / AC_HEADS : 1)
 #define AC_VECS (AC_VECS_MAX < NV ? AC_VECS_MAX : NV)
@@ -622,7 +625,8 @@ static void decode_scores_blocked(const __global kv_t *const *kt, const __global
 				if (any(up)) {
 					svec mx = sv[0];
 
-					_Pragma("unroll") for (int c = 1; c < PNS; c++) mx = max(mx, sv[c]);
+					/* fmax: max() is undefined for the -inf of masked slots. */
+					_Pragma("unroll") for (int c = 1; c < PNS; c++) mx = fmax(mx, sv[c]);
 					const float m_new = SMAX(mx);
 					const float corr = exp2(m[row] - m_new);
 

@@ -905,7 +905,8 @@ END_TEST
 /*
  * One batch per config: lengths 1, bs-1, bs, bs+1 and one random, two
  * sequences that share leading blocks, with the automatic split plan and
- * a forced small split (so the merge runs).
+ * forced splits of 2 and 3 blocks (so the merge runs; with 3, every split
+ * ends on a block that the CPU kernel's two-block passes read alone).
  */
 START_TEST(test_decode_configs)
 {
@@ -917,7 +918,7 @@ START_TEST(test_decode_configs)
 	struct arena a;
 
 	arena_open(&a, s, 200, &rng);
-	for (int pass = 0; pass < 2; pass++) {
+	for (int pass = 0; pass < 3; pass++) {
 		struct decode_case dc;
 		uint32_t shared_len = bs * (2 + (uint32_t)test_rand_below(&rng, 4));
 		char what[96];
@@ -938,9 +939,11 @@ START_TEST(test_decode_configs)
 		        new_table(&a, blocks_for(s, dc.lens[6]), dc.tables[5], shared_len / bs);
 		dc.layer = (uint32_t)test_rand_below(&rng, s->n_layers);
 		dc.scale = 1.0f / sqrtf((float)s->head_dim);
-		dc.split_tokens = pass ? 2 * bs : 0;
+		dc.split_tokens = pass ? (uint32_t)(pass + 1) * bs : 0;
 		snprintf(what, sizeof(what), "%s decode (%s split)", c->name,
-		         pass ? "forced" : "automatic");
+		         pass == 0   ? "automatic"
+		         : pass == 1 ? "2-block"
+		                     : "3-block");
 		decode_run(attn, &a, &dc, &rng, 1.0f, what);
 		decode_case_free(&dc);
 		a.next_free = 0;
