@@ -288,27 +288,59 @@ double bench_memchr_bw(struct bench_membuf *m, int threads)
 
 struct runs_part {
 	const struct bench_run *runs;
-	size_t n;
+	size_t n, side_by_side;
 	uint64_t sum;
 };
+
+/* Runs read side by side: BW_CHUNK bytes of each in turn, until all are read. */
+static uint64_t sum_side_by_side(const struct bench_run *runs, size_t n)
+{
+	v4u64 s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
+	int more = 1;
+
+	for (size_t off = 0; more; off += BW_CHUNK) {
+		more = 0;
+		for (size_t r = 0; r < n; r++) {
+			const v4u64 *v;
+
+			if (off >= runs[r].bytes)
+				continue;
+			v = (const v4u64 *)(const void *)((const unsigned char *)runs[r].p + off);
+			s0 += v[0];
+			s1 += v[1];
+			s2 += v[2];
+			s3 += v[3];
+			more = 1;
+		}
+	}
+	s0 += s1 + s2 + s3;
+	return s0[0] + s0[1] + s0[2] + s0[3];
+}
 
 static void *runs_thread(void *arg)
 {
 	struct runs_part *part = arg;
 
 	part->sum = 0;
-	for (size_t i = 0; i < part->n; i++)
-		part->sum += sum_words(part->runs[i].p, part->runs[i].bytes);
+	for (size_t i = 0; i < part->n; i += part->side_by_side) {
+		size_t group = part->n - i < part->side_by_side ? part->n - i : part->side_by_side;
+
+		if (group == 1)
+			part->sum += sum_words(part->runs[i].p, part->runs[i].bytes);
+		else
+			part->sum += sum_side_by_side(part->runs + i, group);
+	}
 	return NULL;
 }
 
-double bench_read_runs_bw(const struct bench_run *runs, size_t n, int threads, uint64_t *sink)
+double bench_read_runs_bw(const struct bench_run *runs, size_t n, size_t side_by_side, int threads,
+                          uint64_t *sink)
 {
 	struct runs_part parts[MAX_THREADS];
 	size_t bytes = 0;
 	double t0, t;
 
-	if (!runs || !n || !sink || threads < 1 || threads > MAX_THREADS)
+	if (!runs || !n || !side_by_side || !sink || threads < 1 || threads > MAX_THREADS)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		if (!runs[i].p || runs[i].bytes % BW_CHUNK || (uintptr_t)runs[i].p % 32)
@@ -320,6 +352,7 @@ double bench_read_runs_bw(const struct bench_run *runs, size_t n, int threads, u
 
 		parts[i].runs = runs + first;
 		parts[i].n = n * (size_t)(i + 1) / (size_t)threads - first;
+		parts[i].side_by_side = side_by_side;
 	}
 	t0 = bench_now();
 	run_parts(runs_thread, parts, sizeof(parts[0]), threads);

@@ -90,14 +90,16 @@ double bench_memchr_bw(struct bench_membuf *m, int threads);
  * Read bandwidth of an access pattern: @n runs of memory (each 32-byte
  * aligned, a multiple of 128 bytes long), summed as bench_read_bw does;
  * thread t of @threads reads runs [t * n / threads, (t + 1) * n / threads)
- * in order.  The sums are added to *@sink.  Bytes per second, or -EINVAL.
+ * in order, @side_by_side (>= 1) runs at a time, 128 bytes of each in turn.
+ * The sums are added to *@sink.  Bytes per second, or -EINVAL.
  */
 struct bench_run {
 	const void *p;
 	size_t bytes;
 };
 
-double bench_read_runs_bw(const struct bench_run *runs, size_t n, int threads, uint64_t *sink);
+double bench_read_runs_bw(const struct bench_run *runs, size_t n, size_t side_by_side, int threads,
+                          uint64_t *sink);
 
 /*
  * Peak single-precision FLOP/s of @threads threads running independent
