@@ -1022,15 +1022,10 @@ static void fill_rising_keys(struct arena *a, const int32_t *table, uint32_t len
 		uint32_t half = len / 2;
 		float r = t < half ? 0.02f * (float)t
 		                   : 0.02f * (float)half + 0.3f * (float)(t - half);
-		uint64_t blk = (uint64_t)table[t / s->block_size] * a->block_elems;
 
 		for (uint32_t h = 0; h < s->n_kv_heads; h++)
 			for (uint32_t d = 0; d < s->head_dim; d++)
-				store_elem(a,
-				           blk + test_kv_elem(0, 0, h, t % s->block_size, d,
-				                              s->n_kv_heads, s->block_size,
-				                              s->head_dim),
-				           r);
+				store_elem(a, elem_index(a, table, 0, 0, h, t, d), r);
 	}
 }
 
