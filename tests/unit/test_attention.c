@@ -560,13 +560,14 @@ struct decode_case {
 	float *q, *out;
 };
 
-static void decode_run(struct kvfpga_attn *attn, struct arena *a, struct decode_case *dc,
-                       uint64_t *rng, float q_amp, const char *what)
+/* Runs dc on job, or on a job of its own when job is NULL, and checks every row. */
+static void decode_run_on(struct kvfpga_attn *attn, struct kvfpga_attn_job *job, struct arena *a,
+                          struct decode_case *dc, uint64_t *rng, float q_amp, const char *what)
 {
+	struct kvfpga_attn_job *own = NULL;
 	const struct kvfpga_attn_shape *s = &a->shape;
 	size_t row = s->head_dim, rows = (size_t)dc->n_seqs * s->n_q_heads;
 	struct kvfpga_decode_batch b;
-	struct kvfpga_attn_job *job;
 	double *ref = malloc(row * sizeof(double)), *mag = malloc(row * sizeof(double));
 	double *cond = malloc(row * sizeof(double));
 	int ret;
@@ -588,12 +589,15 @@ static void decode_run(struct kvfpga_attn *attn, struct arena *a, struct decode_
 	b.scale = dc->scale;
 	b.split_tokens = dc->split_tokens;
 
-	ck_assert_int_eq(kvfpga_attn_job_create(attn, &job), 0);
+	if (!job) {
+		ck_assert_int_eq(kvfpga_attn_job_create(attn, &own), 0);
+		job = own;
+	}
 	ret = kvfpga_attn_decode_submit(job, a->reg, &b);
 	ck_assert_msg(ret == 0, "%s: submit %d: %s", what, ret, kvfpga_attn_job_error(job));
 	ret = kvfpga_attn_job_wait(job);
 	ck_assert_msg(ret == 0, "%s: wait %d: %s", what, ret, kvfpga_attn_job_error(job));
-	kvfpga_attn_job_destroy(job);
+	kvfpga_attn_job_destroy(own);
 
 	for (uint32_t sq = 0; sq < dc->n_seqs; sq++) {
 		for (uint32_t h = 0; h < s->n_q_heads; h++) {
@@ -611,6 +615,12 @@ static void decode_run(struct kvfpga_attn *attn, struct arena *a, struct decode_
 	free(ref);
 	free(mag);
 	free(cond);
+}
+
+static void decode_run(struct kvfpga_attn *attn, struct arena *a, struct decode_case *dc,
+                       uint64_t *rng, float q_amp, const char *what)
+{
+	decode_run_on(attn, NULL, a, dc, rng, q_amp, what);
 }
 
 static void decode_case_free(struct decode_case *dc)
@@ -903,51 +913,63 @@ END_TEST
 /* ---- tests: attention ---- */
 
 /*
- * One batch per config: lengths 1, bs-1, bs, bs+1 and one random, two
+ * Batches per config: lengths 1, bs-1, bs, bs+1 and one random, two
  * sequences that share leading blocks, with the automatic split plan and
  * forced splits of 2 and 3 blocks (so the merge runs; with 3, every split
- * ends on a block that the CPU kernel's two-block passes read alone).
+ * ends on a block that the CPU kernel's two-block passes read alone).  All
+ * on one job, the batch shrinking then growing, so that what a job keeps
+ * between calls (buffers sized for the largest batch so far) is checked
+ * too.
  */
 START_TEST(test_decode_configs)
 {
+	static const uint32_t pass_seqs[] = { 7, 5, 7, 7 };
+	static const uint32_t pass_split[] = { 0, 2, 3, 2 };
 	struct config *c = all_configs_loop.selected[_i];
 	const struct kvfpga_attn_shape *s = &c->shape;
 	struct kvfpga_attn *attn = config_attn(c);
 	uint64_t rng = case_rng(100 + all_configs_loop.salt[_i]);
 	uint32_t bs = s->block_size;
+	struct kvfpga_attn_job *job;
 	struct arena a;
 
 	arena_open(&a, s, 200, &rng);
-	for (int pass = 0; pass < 3; pass++) {
+	ck_assert_int_eq(kvfpga_attn_job_create(attn, &job), 0);
+	for (int pass = 0; pass < 4; pass++) {
 		struct decode_case dc;
 		uint32_t shared_len = bs * (2 + (uint32_t)test_rand_below(&rng, 4));
+		uint32_t lens[7];
 		char what[96];
 
 		memset(&dc, 0, sizeof(dc));
-		dc.n_seqs = 7;
-		dc.lens[0] = 1;
-		dc.lens[1] = bs > 1 ? bs - 1 : 1;
-		dc.lens[2] = bs;
-		dc.lens[3] = bs + 1;
-		dc.lens[4] = 17 + (uint32_t)test_rand_below(&rng, 300);
-		dc.lens[5] = shared_len + 1 + (uint32_t)test_rand_below(&rng, 40);
-		dc.lens[6] = shared_len + (uint32_t)test_rand_below(&rng, 40);
-		for (uint32_t i = 0; i < 6; i++)
-			dc.tables[i] = new_table(&a, blocks_for(s, dc.lens[i]), NULL, 0);
-		/* Sequence 6 points at the same physical blocks as sequence 5. */
-		dc.tables[6] =
-		        new_table(&a, blocks_for(s, dc.lens[6]), dc.tables[5], shared_len / bs);
+		lens[0] = 1;
+		lens[1] = bs > 1 ? bs - 1 : 1;
+		lens[2] = bs;
+		lens[3] = bs + 1;
+		lens[4] = 17 + (uint32_t)test_rand_below(&rng, 300);
+		lens[5] = shared_len + 1 + (uint32_t)test_rand_below(&rng, 40);
+		lens[6] = shared_len + (uint32_t)test_rand_below(&rng, 40);
+		dc.n_seqs = pass_seqs[pass];
+		for (uint32_t i = 0; i < dc.n_seqs; i++) {
+			dc.lens[i] = lens[i];
+			/* Sequence 6 points at the same physical blocks as sequence 5. */
+			dc.tables[i] = i == 6 ? new_table(&a, blocks_for(s, lens[6]), dc.tables[5],
+			                                  shared_len / bs)
+			                      : new_table(&a, blocks_for(s, lens[i]), NULL, 0);
+		}
 		dc.layer = (uint32_t)test_rand_below(&rng, s->n_layers);
 		dc.scale = 1.0f / sqrtf((float)s->head_dim);
-		dc.split_tokens = pass ? (uint32_t)(pass + 1) * bs : 0;
-		snprintf(what, sizeof(what), "%s decode (%s split)", c->name,
-		         pass == 0   ? "automatic"
-		         : pass == 1 ? "2-block"
-		                     : "3-block");
-		decode_run(attn, &a, &dc, &rng, 1.0f, what);
+		dc.split_tokens = pass_split[pass] * bs;
+		snprintf(what, sizeof(what), "%s decode pass %d (%u seqs, %s split)", c->name, pass,
+		         dc.n_seqs,
+		         pass_split[pass] == 0   ? "automatic"
+		         : pass_split[pass] == 2 ? "2-block"
+		                                 : "3-block");
+		decode_run_on(attn, job, &a, &dc, &rng, 1.0f, what);
 		decode_case_free(&dc);
 		a.next_free = 0;
 	}
+	kvfpga_attn_job_destroy(job);
 	arena_close(&a);
 }
 END_TEST
