@@ -2,6 +2,15 @@
 /*
  * Attention jobs: decode (split-K, then merge) and prefill submissions on
  * a job's own in-order queue, completed through events.
+ *
+ * A call's inputs (queries, block tables, lengths) are copied into the
+ * job's staging memory at submit, so the caller may reuse its arrays at
+ * once.  On a device that works in host memory (a CPU) the kernels' buffers
+ * are that staging memory (CL_MEM_USE_HOST_PTR) and the output is copied to
+ * the caller when the job completes: a call queues only its kernels.  With
+ * PoCL each write or read command cost 5-20 us (the workers wake for it),
+ * as much as a whole layer's attention at a short context.  Elsewhere
+ * queued writes and a read move the data.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,18 +26,23 @@ struct job_buf {
 	size_t cap;
 };
 
+/* A per-call buffer and its host staging memory (the same bytes when in place). */
+struct staged_buf {
+	cl_mem mem;
+	void *host;
+	size_t cap; /* bytes of each */
+};
+
 struct kvfpga_attn_job {
 	struct kvfpga_attn *attn;
 	cl_command_queue queue;
 	cl_kernel k_partial, k_merge, k_prefill;
-	struct job_buf q, tables, lens, part_o, part_ml, out;
-	/* Host copies of q and the tables, read by the queued writes. */
-	void *stage_q;
-	size_t stage_q_cap;
-	int32_t *stage_tables;
-	size_t stage_tables_cap;
-	int32_t *stage_lens;
-	size_t stage_lens_cap;
+	struct staged_buf q, tables, lens, out;
+	struct job_buf part_o, part_ml;
+	int in_place; /* the kernels use the staging memory itself */
+	/* In place: where the output goes when the submission completes. */
+	float *copy_out;
+	size_t copy_out_bytes;
 	cl_event events[JOB_MAX_EVENTS];
 	const char *event_names[JOB_MAX_EVENTS];
 	unsigned n_events;
@@ -67,17 +81,40 @@ static int ensure_buf(struct kvfpga_attn_job *job, struct job_buf *b, size_t byt
 	return 0;
 }
 
-static int ensure_host(struct kvfpga_attn_job *job, void **p, size_t *cap, size_t bytes)
+static void staged_free(struct staged_buf *b)
 {
-	void *n;
+	if (b->mem)
+		clReleaseMemObject(b->mem);
+	free(b->host);
+	b->mem = NULL;
+	b->host = NULL;
+	b->cap = 0;
+}
 
-	if (*cap >= bytes)
+static int ensure_staged(struct kvfpga_attn_job *job, struct staged_buf *b, size_t bytes,
+                         cl_mem_flags flags, const char *what)
+{
+	cl_int st;
+	size_t cap;
+
+	if (b->cap >= bytes)
 		return 0;
-	n = realloc(*p, bytes + bytes / 4);
-	if (!n)
+	staged_free(b);
+	/* Headroom as in ensure_buf; whole pages, so the device can use them in place. */
+	cap = (bytes + bytes / 4 + 4095) & ~(size_t)4095;
+	b->host = aligned_alloc(4096, cap);
+	if (!b->host)
 		return kvf_fail(job->msg, sizeof(job->msg), -ENOMEM, "out of host memory");
-	*p = n;
-	*cap = bytes + bytes / 4;
+	if (job->in_place)
+		flags |= CL_MEM_USE_HOST_PTR;
+	b->mem = clCreateBuffer(job->attn->engine->context, flags, cap,
+	                        job->in_place ? b->host : NULL, &st);
+	if (!b->mem) {
+		free(b->host);
+		b->host = NULL;
+		return job_cl_fail(job, "clCreateBuffer", st, what);
+	}
+	b->cap = cap;
 	return 0;
 }
 
@@ -95,6 +132,8 @@ int kvfpga_attn_job_create(struct kvfpga_attn *attn, struct kvfpga_attn_job **ou
 	if (!job)
 		return -ENOMEM;
 	job->attn = attn;
+	/* KVFPGA_TUNING_FPGA on a CPU moves the data as on a card (and tests that path). */
+	job->in_place = (e->type & KVFPGA_CL_TYPE_CPU) && e->opts.tuning != KVFPGA_TUNING_FPGA;
 	job->queue = clCreateCommandQueue(e->context, e->device, 0, &st);
 	if (!job->queue) {
 		ret = job_cl_fail(job, "clCreateCommandQueue", st, NULL);
@@ -154,6 +193,9 @@ static int finish(struct kvfpga_attn_job *job)
 			}
 		}
 	}
+	if (!ret && job->copy_out)
+		memcpy(job->copy_out, job->out.host, job->copy_out_bytes);
+	job->copy_out = NULL;
 	release_events(job);
 	job->busy = 0;
 	return ret;
@@ -161,24 +203,22 @@ static int finish(struct kvfpga_attn_job *job)
 
 void kvfpga_attn_job_destroy(struct kvfpga_attn_job *job)
 {
-	struct job_buf *bufs[6];
-
 	if (!job)
 		return;
+	/* A caller that did not wait gets no output written after the job is gone. */
+	job->copy_out = NULL;
 	if (job->queue) {
 		finish(job);
 		clFinish(job->queue);
 	}
-	bufs[0] = &job->q;
-	bufs[1] = &job->tables;
-	bufs[2] = &job->lens;
-	bufs[3] = &job->part_o;
-	bufs[4] = &job->part_ml;
-	bufs[5] = &job->out;
-	for (int i = 0; i < 6; i++) {
-		if (bufs[i]->mem)
-			clReleaseMemObject(bufs[i]->mem);
-	}
+	staged_free(&job->q);
+	staged_free(&job->tables);
+	staged_free(&job->lens);
+	staged_free(&job->out);
+	if (job->part_o.mem)
+		clReleaseMemObject(job->part_o.mem);
+	if (job->part_ml.mem)
+		clReleaseMemObject(job->part_ml.mem);
 	if (job->k_prefill)
 		clReleaseKernel(job->k_prefill);
 	if (job->k_merge)
@@ -187,9 +227,6 @@ void kvfpga_attn_job_destroy(struct kvfpga_attn_job *job)
 		clReleaseKernel(job->k_partial);
 	if (job->queue)
 		clReleaseCommandQueue(job->queue);
-	free(job->stage_q);
-	free(job->stage_tables);
-	free(job->stage_lens);
 	free(job);
 }
 
@@ -248,11 +285,27 @@ static int enqueue_write(struct kvfpga_attn_job *job, cl_mem mem, size_t bytes, 
 	return add_event(job, ev, name);
 }
 
-static int enqueue_read(struct kvfpga_attn_job *job, cl_mem mem, size_t bytes, void *dst)
+/* Makes a staged input visible to the kernels: nothing to do in place. */
+static int stage_in(struct kvfpga_attn_job *job, const struct staged_buf *b, size_t bytes,
+                    const char *name)
+{
+	if (job->in_place)
+		return 0;
+	return enqueue_write(job, b->mem, bytes, b->host, name);
+}
+
+/* The output to dst: copied at completion in place, else a queued read. */
+static int stage_out(struct kvfpga_attn_job *job, size_t bytes, float *dst)
 {
 	cl_event ev;
-	cl_int st = clEnqueueReadBuffer(job->queue, mem, CL_FALSE, 0, bytes, dst, 0, NULL, &ev);
+	cl_int st;
 
+	if (job->in_place) {
+		job->copy_out = dst;
+		job->copy_out_bytes = bytes;
+		return 0;
+	}
+	st = clEnqueueReadBuffer(job->queue, job->out.mem, CL_FALSE, 0, bytes, dst, 0, NULL, &ev);
 	if (st != CL_SUCCESS)
 		return job_cl_fail(job, "clEnqueueReadBuffer", st, "attention output");
 	return add_event(job, ev, "clEnqueueReadBuffer(attention output)");
@@ -295,6 +348,7 @@ static int set_args(struct kvfpga_attn_job *job, cl_kernel k, const char *name,
 static int abandon(struct kvfpga_attn_job *job, int ret)
 {
 	clFinish(job->queue);
+	job->copy_out = NULL;
 	release_events(job);
 	job->busy = 0;
 	return ret;
@@ -367,37 +421,31 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	ml_bytes = (size_t)b->n_seqs * n_splits * n_q * 2 * sizeof(float);
 	o_bytes = (size_t)b->n_seqs * n_splits * n_q * hd * sizeof(float);
 
-	ret = ensure_buf(job, &job->q, q_bytes, CL_MEM_READ_ONLY, "queries");
+	ret = ensure_staged(job, &job->q, q_bytes, CL_MEM_READ_ONLY, "queries");
 	if (!ret)
-		ret = ensure_buf(job, &job->tables, table_bytes, CL_MEM_READ_ONLY, "block tables");
+		ret = ensure_staged(job, &job->tables, table_bytes, CL_MEM_READ_ONLY,
+		                    "block tables");
 	if (!ret)
-		ret = ensure_buf(job, &job->lens, lens_bytes, CL_MEM_READ_ONLY, "lengths");
+		ret = ensure_staged(job, &job->lens, lens_bytes, CL_MEM_READ_ONLY, "lengths");
 	if (!ret)
-		ret = ensure_buf(job, &job->out, q_bytes, CL_MEM_READ_WRITE, "output");
+		ret = ensure_staged(job, &job->out, q_bytes, CL_MEM_READ_WRITE, "output");
 	if (!ret)
 		ret = ensure_buf(job, &job->part_ml, ml_bytes, CL_MEM_READ_WRITE,
 		                 "partial max/sum");
 	if (!ret && n_splits > 1)
 		ret = ensure_buf(job, &job->part_o, o_bytes, CL_MEM_READ_WRITE, "partial outputs");
-	if (!ret)
-		ret = ensure_host(job, &job->stage_q, &job->stage_q_cap, q_bytes);
-	if (!ret)
-		ret = ensure_host(job, (void **)&job->stage_tables, &job->stage_tables_cap,
-		                  table_bytes);
-	if (!ret)
-		ret = ensure_host(job, (void **)&job->stage_lens, &job->stage_lens_cap, lens_bytes);
 	if (ret)
 		return ret;
 
-	memcpy(job->stage_q, b->q, q_bytes);
+	memcpy(job->q.host, b->q, q_bytes);
 	for (uint32_t s = 0; s < b->n_seqs; s++) {
 		uint32_t nb = (b->seq_lens[s] + a->shape.block_size - 1) / a->shape.block_size;
-		int32_t *row = job->stage_tables + (size_t)s * max_blocks;
+		int32_t *row = (int32_t *)job->tables.host + (size_t)s * max_blocks;
 
 		memcpy(row, b->block_tables[s], (size_t)nb * sizeof(int32_t));
 		/* Entries past a sequence's end are never read; keep them defined. */
 		memset(row + nb, 0, (size_t)(max_blocks - nb) * sizeof(int32_t));
-		job->stage_lens[s] = (int32_t)b->seq_lens[s];
+		((int32_t *)job->lens.host)[s] = (int32_t)b->seq_lens[s];
 	}
 
 	/* With one split the partial output is the result: no merge. */
@@ -436,14 +484,12 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 		return ret;
 
 	job->busy = 1;
-	ret = enqueue_write(job, job->q.mem, q_bytes, job->stage_q,
-	                    "clEnqueueWriteBuffer(queries)");
+	ret = stage_in(job, &job->q, q_bytes, "clEnqueueWriteBuffer(queries)");
 	if (!ret)
-		ret = enqueue_write(job, job->tables.mem, table_bytes, job->stage_tables,
-		                    "clEnqueueWriteBuffer(block tables)");
+		ret = stage_in(job, &job->tables, table_bytes,
+		               "clEnqueueWriteBuffer(block tables)");
 	if (!ret)
-		ret = enqueue_write(job, job->lens.mem, lens_bytes, job->stage_lens,
-		                    "clEnqueueWriteBuffer(lengths)");
+		ret = stage_in(job, &job->lens, lens_bytes, "clEnqueueWriteBuffer(lengths)");
 	if (!ret)
 		ret = enqueue_kernel(job, job->k_partial, "kvfpga_decode_partial", n_splits,
 		                     b->n_seqs, "kvfpga_decode_partial");
@@ -451,7 +497,7 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 		ret = enqueue_kernel(job, job->k_merge, "kvfpga_decode_merge", n_q, b->n_seqs,
 		                     "kvfpga_decode_merge");
 	if (!ret)
-		ret = enqueue_read(job, job->out.mem, q_bytes, b->out);
+		ret = stage_out(job, q_bytes, b->out);
 	if (!ret) {
 		cl_int st = clFlush(job->queue);
 
@@ -489,20 +535,16 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 	q_bytes = (size_t)c->n_tokens * a->shape.n_q_heads * a->shape.head_dim * sizeof(float);
 	table_bytes = (size_t)n_blocks * sizeof(int32_t);
 
-	ret = ensure_buf(job, &job->q, q_bytes, CL_MEM_READ_ONLY, "queries");
+	ret = ensure_staged(job, &job->q, q_bytes, CL_MEM_READ_ONLY, "queries");
 	if (!ret)
-		ret = ensure_buf(job, &job->tables, table_bytes, CL_MEM_READ_ONLY, "block table");
+		ret = ensure_staged(job, &job->tables, table_bytes, CL_MEM_READ_ONLY,
+		                    "block table");
 	if (!ret)
-		ret = ensure_buf(job, &job->out, q_bytes, CL_MEM_READ_WRITE, "output");
-	if (!ret)
-		ret = ensure_host(job, &job->stage_q, &job->stage_q_cap, q_bytes);
-	if (!ret)
-		ret = ensure_host(job, (void **)&job->stage_tables, &job->stage_tables_cap,
-		                  table_bytes);
+		ret = ensure_staged(job, &job->out, q_bytes, CL_MEM_READ_WRITE, "output");
 	if (ret)
 		return ret;
-	memcpy(job->stage_q, c->q, q_bytes);
-	memcpy(job->stage_tables, c->block_table, table_bytes);
+	memcpy(job->q.host, c->q, q_bytes);
+	memcpy(job->tables.host, c->block_table, table_bytes);
 
 	layer = c->layer;
 	block_elems = a->block_elems;
@@ -525,16 +567,14 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 		return ret;
 
 	job->busy = 1;
-	ret = enqueue_write(job, job->q.mem, q_bytes, job->stage_q,
-	                    "clEnqueueWriteBuffer(queries)");
+	ret = stage_in(job, &job->q, q_bytes, "clEnqueueWriteBuffer(queries)");
 	if (!ret)
-		ret = enqueue_write(job, job->tables.mem, table_bytes, job->stage_tables,
-		                    "clEnqueueWriteBuffer(block table)");
+		ret = stage_in(job, &job->tables, table_bytes, "clEnqueueWriteBuffer(block table)");
 	if (!ret)
 		ret = enqueue_kernel(job, job->k_prefill, "kvfpga_prefill", n_tiles,
 		                     a->shape.n_kv_heads, "kvfpga_prefill");
 	if (!ret)
-		ret = enqueue_read(job, job->out.mem, q_bytes, c->out);
+		ret = stage_out(job, q_bytes, c->out);
 	if (!ret) {
 		cl_int st = clFlush(job->queue);
 

@@ -74,6 +74,12 @@ enum kvfpga_kernel_tuning {
 	KVFPGA_TUNING_CPU,      /* caches do the buffering; software prefetch */
 	KVFPGA_TUNING_FPGA,     /* explicit private tiles (on-chip RAM), no prefetch */
 };
+/*
+ * Per-call data (queries, block tables, output) moves as the tuning says
+ * too: on a CPU device, unless the tuning is FPGA, the kernels use the
+ * job's host staging memory in place (no write or read commands); else, as
+ * on a card, queued writes and a read copy it.
+ */
 
 struct kvfpga_engine_opts {
 	int device_index;      /* >= 0: that device; -1: by device_name or default */
