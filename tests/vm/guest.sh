@@ -152,7 +152,7 @@ done
 # "attention" case, its loops narrowed to three configurations, because
 # each is a program that PoCL compiles under TCG (30-70 s, plus its kernels
 # at their first launch; the fixed cases need the first two anyway): f32
-# GQA 4 and 1, f16 GQA 8; short and long decode, prefill (long on f32),
+# GQA 4 and 1, f16 GQA 8; short and long decode (f32 and f16), prefill (long on f32),
 # decode = prefill on f32 and f16, a host rewrite of the arena between
 # launches (zero copy), jobs and argument checks.  Each program is built
 # once per boot (the engine keeps it for every case), into caches of its
