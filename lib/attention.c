@@ -10,7 +10,10 @@
  * the caller when the job completes: a call queues only its kernels.  With
  * PoCL each write or read command cost 5-20 us (the workers wake for it),
  * as much as a whole layer's attention at a short context.  Elsewhere
- * queued writes and a read move the data.
+ * queued writes and a read move the data.  There, too, the partial kernel
+ * merges the splits itself when the program can (kvfpga_build_info reports
+ * DECODE_FUSED_MERGE): the job zeroes its per-sequence split counters in
+ * place and a decode call is one kernel launch.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -38,6 +41,7 @@ struct kvfpga_attn_job {
 	cl_command_queue queue;
 	cl_kernel k_partial, k_merge, k_prefill;
 	struct staged_buf q, tables, lens, out;
+	struct staged_buf split_done; /* fused merge: finished splits per sequence */
 	struct job_buf part_o, part_ml;
 	int in_place; /* the kernels use the staging memory itself */
 	/* In place: where the output goes when the submission completes. */
@@ -215,6 +219,7 @@ void kvfpga_attn_job_destroy(struct kvfpga_attn_job *job)
 	staged_free(&job->tables);
 	staged_free(&job->lens);
 	staged_free(&job->out);
+	staged_free(&job->split_done);
 	if (job->part_o.mem)
 		clReleaseMemObject(job->part_o.mem);
 	if (job->part_ml.mem)
@@ -397,8 +402,9 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	const struct kvfpga_attn *a;
 	uint32_t max_blocks, split_blocks, n_splits, n_q, hd;
 	size_t q_bytes, table_bytes, lens_bytes, ml_bytes, o_bytes;
-	cl_mem part_o;
+	cl_mem part_o, split_done = NULL;
 	cl_uint layer, table_stride, n_splits_u, split_blocks_u;
+	int fused;
 	cl_ulong block_elems, scale_offset;
 	int ret;
 
@@ -420,6 +426,8 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	lens_bytes = (size_t)b->n_seqs * sizeof(int32_t);
 	ml_bytes = (size_t)b->n_seqs * n_splits * n_q * 2 * sizeof(float);
 	o_bytes = (size_t)b->n_seqs * n_splits * n_q * hd * sizeof(float);
+	/* The kernel merges the splits itself on a CPU (counters zeroed in place). */
+	fused = a->fused_merge && job->in_place && n_splits > 1;
 
 	ret = ensure_staged(job, &job->q, q_bytes, CL_MEM_READ_ONLY, "queries");
 	if (!ret)
@@ -434,6 +442,9 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 		                 "partial max/sum");
 	if (!ret && n_splits > 1)
 		ret = ensure_buf(job, &job->part_o, o_bytes, CL_MEM_READ_WRITE, "partial outputs");
+	if (!ret && fused)
+		ret = ensure_staged(job, &job->split_done, lens_bytes, CL_MEM_READ_WRITE,
+		                    "split counters");
 	if (ret)
 		return ret;
 
@@ -450,6 +461,10 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 
 	/* With one split the partial output is the result: no merge. */
 	part_o = n_splits > 1 ? job->part_o.mem : job->out.mem;
+	if (fused) {
+		memset(job->split_done.host, 0, lens_bytes);
+		split_done = job->split_done.mem;
+	}
 	layer = b->layer;
 	block_elems = a->block_elems;
 	scale_offset = a->scale_offset;
@@ -461,6 +476,7 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 			{ sizeof(cl_mem), &job->q.mem },      { sizeof(cl_mem), &arena->mem },
 			{ sizeof(cl_mem), &job->tables.mem }, { sizeof(cl_mem), &job->lens.mem },
 			{ sizeof(cl_mem), &part_o },          { sizeof(cl_mem), &job->part_ml.mem },
+			{ sizeof(cl_mem), &job->out.mem },    { sizeof(cl_mem), &split_done },
 			{ sizeof(cl_uint), &layer },          { sizeof(cl_ulong), &block_elems },
 			{ sizeof(cl_uint), &table_stride },   { sizeof(cl_uint), &split_blocks_u },
 			{ sizeof(cl_uint), &n_splits_u },     { sizeof(float), &b->scale },
@@ -470,7 +486,7 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 		ret = set_args(job, job->k_partial, "kvfpga_decode_partial", args,
 		               sizeof(args) / sizeof(args[0]));
 	}
-	if (!ret && n_splits > 1) {
+	if (!ret && n_splits > 1 && !fused) {
 		const struct arg args[] = {
 			{ sizeof(cl_mem), &job->part_o.mem }, { sizeof(cl_mem), &job->part_ml.mem },
 			{ sizeof(cl_mem), &job->lens.mem },   { sizeof(cl_mem), &job->out.mem },
@@ -493,7 +509,7 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	if (!ret)
 		ret = enqueue_kernel(job, job->k_partial, "kvfpga_decode_partial", n_splits,
 		                     b->n_seqs, "kvfpga_decode_partial");
-	if (!ret && n_splits > 1)
+	if (!ret && n_splits > 1 && !fused)
 		ret = enqueue_kernel(job, job->k_merge, "kvfpga_decode_merge", n_q, b->n_seqs,
 		                     "kvfpga_decode_merge");
 	if (!ret)

@@ -15,9 +15,9 @@
 #define KVF_HIDDEN __attribute__((visibility("hidden")))
 
 /* Must match KVFPGA_KERNEL_ABI and kvfpga_build_info() in the .cl file. */
-#define KVF_KERNEL_ABI   3u
+#define KVF_KERNEL_ABI   4u
 #define KVF_INFO_MAGIC   0x6b766661u
-#define KVF_INFO_WORDS   9
+#define KVF_INFO_WORDS   10
 #define KVF_MAX_HEAD_DIM 512u
 #define KVF_MAX_BLOCK    256u
 #define KVF_MAX_Q_ELEMS  16384u /* n_q_heads * head_dim */
@@ -51,6 +51,7 @@ struct kvfpga_attn {
 	uint32_t vec;
 	uint32_t prefill_rows;
 	uint32_t prefill_tokens; /* new tokens per prefill work-group */
+	uint32_t fused_merge;    /* decode_partial can merge the splits (DECODE_FUSED_MERGE) */
 	uint64_t block_bytes;
 	uint64_t block_elems;  /* block_bytes / element size: a block's stride in elements */
 	uint64_t scale_offset; /* int8: byte offset of a block's scales; else 0 */

@@ -268,7 +268,7 @@ static int check_build_info(struct kvfpga_attn *a, cl_program prog, const char *
 	    info[4] != a->shape.n_kv_heads || info[5] != a->group ||
 	    info[6] != (cl_uint)a->shape.kv_dtype ||
 	    (info[7] != 4 && info[7] != 8 && info[7] != 16) || a->shape.head_dim % info[7] ||
-	    info[8] == 0 || info[8] > 64) {
+	    info[8] == 0 || info[8] > 64 || info[9] > 1) {
 		ret = kvf_fail(
 		        msg, len, -ENOEXEC,
 		        "%s was built for abi %u head_dim %u block_size %u n_kv_heads %u "
@@ -281,6 +281,7 @@ static int check_build_info(struct kvfpga_attn *a, cl_program prog, const char *
 	}
 	a->vec = info[7];
 	a->prefill_rows = info[8];
+	a->fused_merge = info[9];
 	a->prefill_tokens = a->prefill_rows >= a->group ? a->prefill_rows / a->group : 1;
 	a->info.vec = a->vec;
 	a->info.prefill_rows = a->prefill_rows;

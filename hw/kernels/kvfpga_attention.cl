@@ -73,7 +73,7 @@
 #endif
 
 /* Bumped when a kernel signature or the partial-result layout changes. */
-#define KVFPGA_KERNEL_ABI 3
+#define KVFPGA_KERNEL_ABI 4
 
 #if HEAD_DIM % VEC != 0
 #error "HEAD_DIM must be a multiple of VEC"
@@ -740,6 +740,48 @@ static const __global kv_t *tile_ahead(const __global kv_t *kl, const __global k
 }
 
 /*
+ * Whether kvfpga_decode_partial can merge the splits itself: when the host
+ * passes per-sequence counters (split_done, zeroed), the last work-group of
+ * a sequence to finish merges all of its query heads, so a call is one
+ * kernel launch instead of two (about 40 us less per call with PoCL on a
+ * 2-core machine: the workers are not woken a second time).  OpenCL 1.2
+ * orders global memory between work-groups only at the end of a kernel;
+ * this relies on a CPU's coherent caches and on the fences around the
+ * atomic, so only the CPU variant has it and the host passes counters only
+ * to a CPU device.  Otherwise kvfpga_decode_merge runs as a second kernel.
+ */
+#define DECODE_FUSED_MERGE CPU_TUNED
+
+/*
+ * Merges query head qh of sequence seq over its `used` splits:
+ *   M = max m_i,  w_i = l_i * 2^(m_i - M),  out = sum w_i o_i / sum w_i.
+ */
+static void merge_head(const __global float *restrict part_o,
+		       const __global float *restrict part_ml, __global float *restrict out,
+		       const uint seq, const uint qh, const uint used, const uint n_splits)
+{
+	const ulong first_row = (ulong)seq * n_splits * N_Q_HEADS + qh;
+
+	float mmax = -INFINITY;
+	for (uint sp = 0; sp < used; sp++)
+		mmax = fmax(mmax, part_ml[(first_row + (ulong)sp * N_Q_HEADS) * 2]);
+
+	vecf acc[NV];
+	_Pragma("unroll") for (int i = 0; i < NV; i++) acc[i] = (vecf)(0.0f);
+	float wsum = 0.0f;
+	for (uint sp = 0; sp < used; sp++) {
+		const ulong row = first_row + (ulong)sp * N_Q_HEADS;
+		const float w = part_ml[row * 2 + 1] * exp2(part_ml[row * 2] - mmax);
+		wsum += w;
+		_Pragma("unroll") for (int i = 0; i < NV; i++) acc[i] =
+			fma((vecf)(w), VLOADF(i, part_o + row * HEAD_DIM), acc[i]);
+	}
+	const float inv = 1.0f / wsum;
+	__global float *orow = out + ((ulong)seq * N_Q_HEADS + qh) * HEAD_DIM;
+	_Pragma("unroll") for (int i = 0; i < NV; i++) VSTOREF(acc[i] * inv, i, orow);
+}
+
+/*
  * Split-K decode, phase 1.  Work-group (split, seq) reads blocks
  * [split * split_blocks, ...) of the sequence's context, block by block,
  * and in each block the tiles of every KV head of the layer: a layer's K
@@ -750,8 +792,11 @@ static const __global kv_t *tile_ahead(const __global kv_t *kl, const __global k
  * takes DECODE_STREAMS blocks at a time, their runs side by side.  Each K/V
  * row is loaded once for all GROUP_SIZE query heads that share it.  Writes the
  * normalised partial output and its (m, l) for every query head; with
- * n_splits == 1 the partial output is the final output and the host skips
- * phase 2.
+ * n_splits == 1 the partial output is the final output (the host passes out
+ * as part_o) and there is no phase 2.  With DECODE_FUSED_MERGE and
+ * split_done (NULL, or [batch] counts the host zeroed) the last split of
+ * each sequence to finish does phase 2 into out; otherwise out and
+ * split_done are not touched and the host runs kvfpga_decode_merge.
  *
  * q, out: [batch][N_Q_HEADS][HEAD_DIM];  tables: [batch][table_stride];
  * part_o: [batch][n_splits][N_Q_HEADS][HEAD_DIM];
@@ -761,6 +806,7 @@ __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
 kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *restrict arena,
 		      const __global int *restrict tables, const __global int *restrict seq_lens,
 		      __global float *restrict part_o, __global float *restrict part_ml,
+		      __global float *restrict out, volatile __global int *restrict split_done,
 		      const uint layer, const ulong block_elems, const uint table_stride,
 		      const uint split_blocks, const uint n_splits, const float scale,
 		      const ulong scale_offset)
@@ -886,12 +932,25 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		part_ml[(row0 + h) * 2 + 0] = m[h];
 		part_ml[(row0 + h) * 2 + 1] = l[h];
 	}
+#if DECODE_FUSED_MERGE
+	if (n_splits > 1 && split_done) {
+		const uint used = min(n_splits, (seq_blocks + split_blocks - 1) / split_blocks);
+
+		/* Release this split's results; the last one in acquires all of them. */
+		mem_fence(CLK_GLOBAL_MEM_FENCE);
+		if (atomic_inc(&split_done[seq]) == (int)used - 1) {
+			mem_fence(CLK_GLOBAL_MEM_FENCE);
+			for (uint qh = 0; qh < N_Q_HEADS; qh++)
+				merge_head(part_o, part_ml, out, seq, qh, used, n_splits);
+		}
+	}
+#endif
 }
 
 /*
- * Split-K decode, phase 2: work-item (q_head, seq) merges the partial
- * results of the splits that covered the sequence:
- *   M = max m_i,  w_i = l_i * 2^(m_i - M),  out = sum w_i o_i / sum w_i.
+ * Split-K decode, phase 2 (unless kvfpga_decode_partial merged): work-item
+ * (q_head, seq) merges the partial results of the splits that covered the
+ * sequence (merge_head).
  */
 __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
 kvfpga_decode_merge(const __global float *restrict part_o, const __global float *restrict part_ml,
@@ -902,25 +961,8 @@ kvfpga_decode_merge(const __global float *restrict part_o, const __global float 
 	const uint seq = get_global_id(1);
 	const uint seq_blocks = ((uint)seq_lens[seq] + BLOCK_SIZE - 1) / BLOCK_SIZE;
 	const uint used = min(n_splits, (seq_blocks + split_blocks - 1) / split_blocks);
-	const ulong first_row = (ulong)seq * n_splits * N_Q_HEADS + qh;
 
-	float mmax = -INFINITY;
-	for (uint sp = 0; sp < used; sp++)
-		mmax = fmax(mmax, part_ml[(first_row + (ulong)sp * N_Q_HEADS) * 2]);
-
-	vecf acc[NV];
-	_Pragma("unroll") for (int i = 0; i < NV; i++) acc[i] = (vecf)(0.0f);
-	float wsum = 0.0f;
-	for (uint sp = 0; sp < used; sp++) {
-		const ulong row = first_row + (ulong)sp * N_Q_HEADS;
-		const float w = part_ml[row * 2 + 1] * exp2(part_ml[row * 2] - mmax);
-		wsum += w;
-		_Pragma("unroll") for (int i = 0; i < NV; i++) acc[i] =
-			fma((vecf)(w), VLOADF(i, part_o + row * HEAD_DIM), acc[i]);
-	}
-	const float inv = 1.0f / wsum;
-	__global float *orow = out + ((ulong)seq * N_Q_HEADS + qh) * HEAD_DIM;
-	_Pragma("unroll") for (int i = 0; i < NV; i++) VSTOREF(acc[i] * inv, i, orow);
+	merge_head(part_o, part_ml, out, seq, qh, used, n_splits);
 }
 
 /*
@@ -1023,4 +1065,5 @@ kvfpga_build_info(__global uint *restrict info)
 	info[6] = KV_DTYPE;
 	info[7] = VEC;
 	info[8] = PREFILL_ROWS;
+	info[9] = DECODE_FUSED_MERGE;
 }
