@@ -746,9 +746,12 @@ static const __global kv_t *tile_ahead(const __global kv_t *kl, const __global k
  * kernel launch instead of two (about 40 us less per call with PoCL on a
  * 2-core machine: the workers are not woken a second time).  OpenCL 1.2
  * orders global memory between work-groups only at the end of a kernel;
- * this relies on a CPU's coherent caches and on the fences around the
- * atomic, so only the CPU variant has it and the host passes counters only
- * to a CPU device.  Otherwise kvfpga_decode_merge runs as a second kernel.
+ * this relies on a CPU's coherent caches and on the atomic ordering the
+ * split's stores before it and the merge's loads after it (PoCL 3.1's
+ * atomic_inc is an acq_rel atomicrmw; its mem_fence is empty, the fences
+ * here are for runtimes that need them).  So only the CPU
+ * variant has it, and the host passes counters only to a CPU device;
+ * otherwise kvfpga_decode_merge runs as a second kernel.
  */
 #define DECODE_FUSED_MERGE CPU_TUNED
 
