@@ -10,10 +10,11 @@
  * the caller when the job completes: a call queues only its kernels.  With
  * PoCL each write or read command cost 5-20 us (the workers wake for it),
  * as much as a whole layer's attention at a short context.  Elsewhere
- * queued writes and a read move the data.  There, too, the partial kernel
- * merges the splits itself when the program can (kvfpga_build_info reports
- * DECODE_FUSED_MERGE): the job zeroes its per-sequence split counters in
- * place and a decode call is one kernel launch.
+ * queued writes and a read move the data.  On a CPU device the partial
+ * kernel also merges the splits itself when the program can
+ * (kvfpga_build_info reports DECODE_FUSED_MERGE): the job zeroes its
+ * per-sequence split counters in place and a decode call is one kernel
+ * launch.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -136,8 +137,7 @@ int kvfpga_attn_job_create(struct kvfpga_attn *attn, struct kvfpga_attn_job **ou
 	if (!job)
 		return -ENOMEM;
 	job->attn = attn;
-	/* KVFPGA_TUNING_FPGA on a CPU moves the data as on a card (and tests that path). */
-	job->in_place = (e->type & KVFPGA_CL_TYPE_CPU) && e->opts.tuning != KVFPGA_TUNING_FPGA;
+	job->in_place = kvf_in_place(e);
 	job->queue = clCreateCommandQueue(e->context, e->device, 0, &st);
 	if (!job->queue) {
 		ret = job_cl_fail(job, "clCreateCommandQueue", st, NULL);

@@ -17,7 +17,6 @@
 /* Must match KVFPGA_KERNEL_ABI and kvfpga_build_info() in the .cl file. */
 #define KVF_KERNEL_ABI   4u
 #define KVF_INFO_MAGIC   0x6b766661u
-#define KVF_INFO_WORDS   10
 #define KVF_MAX_HEAD_DIM 512u
 #define KVF_MAX_BLOCK    256u
 #define KVF_MAX_Q_ELEMS  16384u /* n_q_heads * head_dim */
@@ -65,6 +64,16 @@ struct kvfpga_kv_arena {
 	uint64_t size;
 	cl_mem mem;
 };
+
+/*
+ * Whether attention jobs use their host staging memory in place
+ * (CL_MEM_USE_HOST_PTR, no write or read commands): on a CPU device, unless
+ * the FPGA tuning asks for the card's way (which also tests that path).
+ */
+static inline int kvf_in_place(const struct kvfpga_engine *e)
+{
+	return (e->type & KVFPGA_CL_TYPE_CPU) && e->opts.tuning != KVFPGA_TUNING_FPGA;
+}
 
 /* Error text of an OpenCL status ("CL_OUT_OF_RESOURCES"); never NULL. */
 KVF_HIDDEN const char *kvf_cl_error_name(cl_int status);

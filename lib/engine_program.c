@@ -282,6 +282,8 @@ static int check_build_info(struct kvfpga_attn *a, cl_program prog, const char *
 	a->vec = info[7];
 	a->prefill_rows = info[8];
 	a->fused_merge = info[9];
+	a->info.in_place = (uint32_t)kvf_in_place(e);
+	a->info.fused_merge = a->fused_merge && a->info.in_place;
 	a->prefill_tokens = a->prefill_rows >= a->group ? a->prefill_rows / a->group : 1;
 	a->info.vec = a->vec;
 	a->info.prefill_rows = a->prefill_rows;

@@ -743,8 +743,9 @@ static const __global kv_t *tile_ahead(const __global kv_t *kl, const __global k
  * Whether kvfpga_decode_partial can merge the splits itself: when the host
  * passes per-sequence counters (split_done, zeroed), the last work-group of
  * a sequence to finish merges all of its query heads, so a call is one
- * kernel launch instead of two (about 40 us less per call with PoCL on a
- * 2-core machine: the workers are not woken a second time).  OpenCL 1.2
+ * kernel launch instead of two (with PoCL on a 2-core machine 2-6 us less
+ * per call at 1k tokens, 33-47 us at 16k: the workers are not woken a
+ * second time).  OpenCL 1.2
  * orders global memory between work-groups only at the end of a kernel;
  * this relies on a CPU's coherent caches and on the atomic ordering the
  * split's stores before it and the merge's loads after it (PoCL 3.1's
@@ -753,7 +754,12 @@ static const __global kv_t *tile_ahead(const __global kv_t *kl, const __global k
  * variant has it, and the host passes counters only to a CPU device;
  * otherwise kvfpga_decode_merge runs as a second kernel.
  */
+#ifndef DECODE_FUSED_MERGE
 #define DECODE_FUSED_MERGE CPU_TUNED
+#endif
+#if DECODE_FUSED_MERGE && !CPU_TUNED
+#error "DECODE_FUSED_MERGE needs the CPU variant"
+#endif
 
 /*
  * Merges query head qh of sequence seq over its `used` splits:

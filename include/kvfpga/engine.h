@@ -234,6 +234,8 @@ struct kvfpga_attn_info {
 	int cache_errno;       /* why storing failed, else 0 */
 	uint32_t vec;          /* VEC the kernels use */
 	uint32_t prefill_rows; /* PREFILL_ROWS */
+	uint32_t in_place;     /* 1: jobs' per-call buffers are host memory used in place */
+	uint32_t fused_merge;  /* 1: a split decode merges in kvfpga_decode_partial (one launch) */
 	char build_options[512];
 	char path[KVFPGA_ENGINE_PATH_MAX + 64]; /* the cache file or binary, or "" */
 };
@@ -284,7 +286,11 @@ struct kvfpga_prefill_chunk {
 };
 
 int kvfpga_attn_job_create(struct kvfpga_attn *attn, struct kvfpga_attn_job **out);
-/* Waits for a submission still running, then frees.  NULL is a no-op. */
+/*
+ * Waits for a submission still running, then frees.  NULL is a no-op.  Its
+ * output is then not copied to the caller when the job works in place
+ * (kvfpga_attn_info.in_place); otherwise the queued read may have written it.
+ */
 void kvfpga_attn_job_destroy(struct kvfpga_attn_job *job);
 
 /*

@@ -1762,6 +1762,9 @@ START_TEST(test_fpga_variant)
 	ck_assert_int_eq(kvfpga_attn_create(e, s, &attn), 0);
 	ck_assert_int_eq(kvfpga_attn_query(attn, &info), 0);
 	ck_assert_ptr_null(strstr(info.build_options, "KVFPGA_CPU"));
+	/* As on a card: queued writes and reads, a second kernel for the merge. */
+	ck_assert_uint_eq(info.in_place, 0);
+	ck_assert_uint_eq(info.fused_merge, 0);
 	arena_open_on(e, &a, s, 100, &rng);
 	memset(&dc, 0, sizeof(dc));
 	dc.n_seqs = 5;
@@ -1790,6 +1793,87 @@ START_TEST(test_fpga_variant)
 	arena_close(&a);
 	kvfpga_attn_destroy(attn);
 	kvfpga_engine_destroy(e);
+}
+END_TEST
+
+/* Whether the engine's device is a CPU (the in-place and fused-merge paths). */
+static int engine_is_cpu(struct kvfpga_engine *e)
+{
+	struct kvfpga_cl_device_desc descs[16];
+	uint32_t idx;
+	size_t n;
+
+	ck_assert_int_eq(kvfpga_cl_list_devices(descs, 16, &n), 0);
+	ck_assert_int_eq(kvfpga_engine_device_index(e, &idx), 0);
+	ck_assert_uint_lt(idx, n);
+	return (descs[idx].type & KVFPGA_CL_TYPE_CPU) != 0;
+}
+
+/*
+ * The two ways a split decode is merged, each checked against the
+ * reference: the default program (on a CPU: data in place, the last split
+ * of each sequence merges, one launch) and the same source built without
+ * the fused merge (DECODE_FUSED_MERGE 0, as a prebuilt program for another
+ * device would be: data still in place on a CPU, the merge a second
+ * kernel).  A batch mixes sequences that use one split with ones that use
+ * many.
+ */
+START_TEST(test_merge_paths)
+{
+	static const struct kvfpga_attn_shape s = { 2, 8, 2, 128, 16, F16 };
+	uint64_t rng = case_rng(1300 + (uint32_t)_i);
+	char *dir = NULL, src[600], msg[KVFPGA_ENGINE_MSG_MAX];
+	struct kvfpga_engine *e = engine();
+	struct kvfpga_attn_info info;
+	struct kvfpga_attn *attn;
+	struct decode_case dc;
+	struct arena a;
+	int cpu = engine_is_cpu(e), ret;
+
+	if (_i == 1) {
+		FILE *in, *out;
+		char buf[4096];
+		size_t n;
+
+		dir = make_temp_dir();
+		snprintf(src, sizeof(src), "%s/nofuse.cl", dir);
+		in = fopen(KVFPGA_HW_DIR "/kvfpga_attention.cl", "r");
+		out = fopen(src, "w");
+		ck_assert_ptr_nonnull(in);
+		ck_assert_ptr_nonnull(out);
+		fputs("#define DECODE_FUSED_MERGE 0\n", out);
+		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+			ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
+		fclose(in);
+		ck_assert_int_eq(fclose(out), 0);
+		e = engine_with(tweak_source, src, msg, sizeof(msg), &ret);
+		ck_assert_msg(ret == 0, "%s", msg);
+	}
+	ck_assert_int_eq(kvfpga_attn_create(e, &s, &attn), 0);
+	ck_assert_int_eq(kvfpga_attn_query(attn, &info), 0);
+	ck_assert_uint_eq(info.in_place, cpu);
+	ck_assert_uint_eq(info.fused_merge, _i == 0 && cpu);
+	arena_open_on(e, &a, &s, 200, &rng);
+	memset(&dc, 0, sizeof(dc));
+	dc.n_seqs = 5;
+	dc.lens[0] = 1;
+	dc.lens[1] = 2 * s.block_size; /* exactly one split */
+	dc.lens[2] = 2 * s.block_size + 1;
+	dc.lens[3] = 900 + (uint32_t)test_rand_below(&rng, 600);
+	dc.lens[4] = 300 + (uint32_t)test_rand_below(&rng, 300);
+	for (uint32_t i = 0; i < dc.n_seqs; i++)
+		dc.tables[i] = new_table(&a, blocks_for(&s, dc.lens[i]), NULL, 0);
+	dc.layer = 1;
+	dc.scale = 1.0f / sqrtf((float)s.head_dim);
+	dc.split_tokens = 2 * s.block_size;
+	decode_run(attn, &a, &dc, &rng, 1.0f, _i == 0 ? "default merge" : "merge kernel");
+	decode_case_free(&dc);
+	arena_close(&a);
+	kvfpga_attn_destroy(attn);
+	if (dir) {
+		kvfpga_engine_destroy(e);
+		remove_tree(dir);
+	}
 }
 END_TEST
 
@@ -2124,6 +2208,7 @@ static Suite *attention_suite(void)
 	tcase_add_test(tc, test_program_cache_and_binary);
 	tcase_add_test(tc, test_build_error_message);
 	tcase_add_loop_test(tc, test_fpga_variant, 0, 2);
+	tcase_add_loop_test(tc, test_merge_paths, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
