@@ -402,9 +402,9 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	const struct kvfpga_attn *a;
 	uint32_t max_blocks, split_blocks, n_splits, n_q, hd;
 	size_t q_bytes, table_bytes, lens_bytes, ml_bytes, o_bytes;
-	cl_mem part_o, split_done = NULL;
+	cl_mem part_o;
 	cl_uint layer, table_stride, n_splits_u, split_blocks_u;
-	int fused;
+	cl_uint fused;
 	cl_ulong block_elems, scale_offset;
 	int ret;
 
@@ -442,7 +442,8 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 		                 "partial max/sum");
 	if (!ret && n_splits > 1)
 		ret = ensure_buf(job, &job->part_o, o_bytes, CL_MEM_READ_WRITE, "partial outputs");
-	if (!ret && fused)
+	/* Bound even when unused: some runtimes refuse NULL buffer arguments. */
+	if (!ret)
 		ret = ensure_staged(job, &job->split_done, lens_bytes, CL_MEM_READ_WRITE,
 		                    "split counters");
 	if (ret)
@@ -461,10 +462,8 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 
 	/* With one split the partial output is the result: no merge. */
 	part_o = n_splits > 1 ? job->part_o.mem : job->out.mem;
-	if (fused) {
+	if (fused)
 		memset(job->split_done.host, 0, lens_bytes);
-		split_done = job->split_done.mem;
-	}
 	layer = b->layer;
 	block_elems = a->block_elems;
 	scale_offset = a->scale_offset;
@@ -473,13 +472,21 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	n_splits_u = n_splits;
 	{
 		const struct arg args[] = {
-			{ sizeof(cl_mem), &job->q.mem },      { sizeof(cl_mem), &arena->mem },
-			{ sizeof(cl_mem), &job->tables.mem }, { sizeof(cl_mem), &job->lens.mem },
-			{ sizeof(cl_mem), &part_o },          { sizeof(cl_mem), &job->part_ml.mem },
-			{ sizeof(cl_mem), &job->out.mem },    { sizeof(cl_mem), &split_done },
-			{ sizeof(cl_uint), &layer },          { sizeof(cl_ulong), &block_elems },
-			{ sizeof(cl_uint), &table_stride },   { sizeof(cl_uint), &split_blocks_u },
-			{ sizeof(cl_uint), &n_splits_u },     { sizeof(float), &b->scale },
+			{ sizeof(cl_mem), &job->q.mem },
+			{ sizeof(cl_mem), &arena->mem },
+			{ sizeof(cl_mem), &job->tables.mem },
+			{ sizeof(cl_mem), &job->lens.mem },
+			{ sizeof(cl_mem), &part_o },
+			{ sizeof(cl_mem), &job->part_ml.mem },
+			{ sizeof(cl_mem), &job->out.mem },
+			{ sizeof(cl_mem), &job->split_done.mem },
+			{ sizeof(cl_uint), &fused },
+			{ sizeof(cl_uint), &layer },
+			{ sizeof(cl_ulong), &block_elems },
+			{ sizeof(cl_uint), &table_stride },
+			{ sizeof(cl_uint), &split_blocks_u },
+			{ sizeof(cl_uint), &n_splits_u },
+			{ sizeof(float), &b->scale },
 			{ sizeof(cl_ulong), &scale_offset },
 		};
 

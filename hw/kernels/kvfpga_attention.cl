@@ -741,18 +741,17 @@ static const __global kv_t *tile_ahead(const __global kv_t *kl, const __global k
 
 /*
  * Whether kvfpga_decode_partial can merge the splits itself: when the host
- * passes per-sequence counters (split_done, zeroed), the last work-group of
- * a sequence to finish merges all of its query heads, so a call is one
- * kernel launch instead of two (with PoCL on a 2-core machine 2-6 us less
- * per call at 1k tokens, 33-47 us at 16k: the workers are not woken a
- * second time).  OpenCL 1.2
- * orders global memory between work-groups only at the end of a kernel;
- * this relies on a CPU's coherent caches and on the atomic ordering the
- * split's stores before it and the merge's loads after it (PoCL 3.1's
- * atomic_inc is an acq_rel atomicrmw; its mem_fence is empty, the fences
- * here are for runtimes that need them).  So only the CPU
- * variant has it, and the host passes counters only to a CPU device;
- * otherwise kvfpga_decode_merge runs as a second kernel.
+ * asks (merge_splits, with per-sequence counters in split_done zeroed), the
+ * last work-group of a sequence to finish merges all of its query heads, so
+ * a call is one kernel launch instead of two (with PoCL on a 2-core machine
+ * 2-6 us less per call at 1k tokens, 33-47 us at 16k: the workers are not
+ * woken a second time).  OpenCL 1.2 orders global memory between
+ * work-groups only at the end of a kernel; this relies on a CPU's coherent
+ * caches and on the atomic ordering the split's stores before it and the
+ * merge's loads after it (PoCL 3.1's atomic_inc is an acq_rel atomicrmw;
+ * its mem_fence is empty, the fences here are for runtimes that need them).
+ * So only the CPU variant has it, and the host asks for it only on a CPU
+ * device; otherwise kvfpga_decode_merge runs as a second kernel.
  */
 #ifndef DECODE_FUSED_MERGE
 #define DECODE_FUSED_MERGE CPU_TUNED
@@ -803,8 +802,8 @@ static void merge_head(const __global float *restrict part_o,
  * normalised partial output and its (m, l) for every query head; with
  * n_splits == 1 the partial output is the final output (the host passes out
  * as part_o) and there is no phase 2.  With DECODE_FUSED_MERGE and
- * split_done (NULL, or [batch] counts the host zeroed) the last split of
- * each sequence to finish does phase 2 into out; otherwise out and
+ * merge_splits (split_done: [batch] counts the host zeroed) the last split
+ * of each sequence to finish does phase 2 into out; otherwise out and
  * split_done are not touched and the host runs kvfpga_decode_merge.
  *
  * q, out: [batch][N_Q_HEADS][HEAD_DIM];  tables: [batch][table_stride];
@@ -816,7 +815,7 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		      const __global int *restrict tables, const __global int *restrict seq_lens,
 		      __global float *restrict part_o, __global float *restrict part_ml,
 		      __global float *restrict out, volatile __global int *restrict split_done,
-		      const uint layer, const ulong block_elems, const uint table_stride,
+		      const uint merge_splits, const uint layer, const ulong block_elems, const uint table_stride,
 		      const uint split_blocks, const uint n_splits, const float scale,
 		      const ulong scale_offset)
 {
@@ -942,7 +941,7 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		part_ml[(row0 + h) * 2 + 1] = l[h];
 	}
 #if DECODE_FUSED_MERGE
-	if (n_splits > 1 && split_done) {
+	if (n_splits > 1 && merge_splits) {
 		const uint used = min(n_splits, (seq_blocks + split_blocks - 1) / split_blocks);
 
 		/* Release this split's results; the last one in acquires all of them. */
