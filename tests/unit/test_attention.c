@@ -1873,6 +1873,7 @@ START_TEST(test_merge_paths)
 	if (dir) {
 		kvfpga_engine_destroy(e);
 		remove_tree(dir);
+		free(dir);
 	}
 }
 END_TEST
