@@ -22,7 +22,7 @@
  * docs/attention.md explains how to read the numbers.
  *
  *   attention_bench [--json] [--context N] [--block-size N] [--reps N] [--min-ratio X]
- *                   [--quick]
+ *                   [--table shuffled|address] [--quick]
  *
  * The OpenCL device comes from KVFPGA_OPENCL_DEVICE as for the library.
  */
@@ -98,7 +98,8 @@ static float rnd(uint64_t *s)
 }
 
 static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, uint32_t context,
-                    uint32_t block_size, int reps, struct bench_membuf *bw, struct result *res)
+                    uint32_t block_size, int in_address_order, int reps, struct bench_membuf *bw,
+                    struct result *res)
 {
 	struct kvfpga_attn_shape shape = { 1,          bc->n_q_heads, bc->n_kv_heads, bc->head_dim,
 		                           block_size, bc->dtype };
@@ -160,10 +161,14 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 	}
 	for (uint32_t blk = 1; blk < n_blocks; blk++)
 		memcpy(arena + (size_t)blk * block_bytes, arena, (size_t)block_bytes);
-	/* A shuffled table, as blocks come from a free list. */
+	/*
+	 * A shuffled table, as blocks come from a free list after churn; or, with
+	 * --table address, the ascending one a fresh KV cache hands a single
+	 * sequence (a reference for what block placement is worth).
+	 */
 	for (uint32_t i = 0; i < n_blocks; i++)
 		table[i] = (int32_t)i;
-	for (uint32_t i = n_blocks - 1; i > 0; i--) {
+	for (uint32_t i = n_blocks - 1; i > 0 && !in_address_order; i--) {
 		uint32_t j = (uint32_t)(rng_next(&seed) % (i + 1));
 		int32_t t = table[i];
 
@@ -286,7 +291,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: attention_bench [--json] [--context N] [--block-size N] [--reps N]\n"
-	        "                       [--min-ratio X] [--quick]\n"
+	        "                       [--min-ratio X] [--table shuffled|address] [--quick]\n"
 	        "  Decode attention throughput (KV bytes read per second) over host memory read\n"
 	        "  bandwidth (%d threads) measured in the same run.\n"
 	        "  --json         machine-readable output on stdout\n"
@@ -294,6 +299,8 @@ static void usage(FILE *f)
 	        "  --block-size N tokens per KV block, a power of two up to 256 (default 16)\n"
 	        "  --reps N       timed runs per case (default 7)\n"
 	        "  --min-ratio X  exit 1 if any case's best ratio is below X\n"
+	        "  --table T      block table order: shuffled (default, a cache after churn) or\n"
+	        "                 address (ascending, as a fresh cache gives one sequence)\n"
 	        "  --quick        2048-token context, 3 runs (a smoke test)\n"
 	        "  KVFPGA_OPENCL_DEVICE selects the OpenCL device as for the library.\n",
 	        BW_THREADS);
@@ -307,6 +314,7 @@ int main(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "min-ratio", required_argument, NULL, 'm' },
+		{ "table", required_argument, NULL, 't' },
 		{ "quick", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -316,7 +324,7 @@ int main(int argc, char **argv)
 	struct result res[sizeof(cases) / sizeof(cases[0])];
 	char msg[KVFPGA_ENGINE_MSG_MAX], dev[512];
 	uint32_t context = 16384, block_size = 16;
-	int reps = 7, json = 0, c, ret, below = 0;
+	int reps = 7, json = 0, c, ret, below = 0, in_address_order = 0;
 	double min_ratio = 0;
 	struct bench_membuf bw;
 	size_t bw_bytes;
@@ -342,6 +350,16 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			min_ratio = atof(optarg);
+			break;
+		case 't':
+			if (!strcmp(optarg, "address")) {
+				in_address_order = 1;
+			} else if (!strcmp(optarg, "shuffled")) {
+				in_address_order = 0;
+			} else {
+				usage(stderr);
+				return 2;
+			}
 			break;
 		case 'q':
 			context = 2048;
@@ -378,10 +396,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!json) {
-		printf("decode attention, %u-token context, %u-token blocks (table shuffled), "
-		       "batch 1, "
+		printf("decode attention, %u-token context, %u-token blocks (table %s), batch 1, "
 		       "one layer per run; %s\n",
-		       context, block_size, dev);
+		       context, block_size, in_address_order ? "in address order" : "shuffled",
+		       dev);
 		printf("%s\n", workers);
 		printf("host read bandwidth: %d threads over %zu MiB (LLC %zu MiB)\n\n", BW_THREADS,
 		       bw.bytes >> 20, bench_llc_bytes() >> 20);
@@ -393,7 +411,8 @@ int main(int argc, char **argv)
 		struct result *r = &res[i];
 		double ratio, ratio_med;
 
-		ret = run_case(engine, &cases[i], context, block_size, reps, &bw, r);
+		ret = run_case(engine, &cases[i], context, block_size, in_address_order, reps, &bw,
+		               r);
 		if (ret) {
 			fprintf(stderr, "attention_bench: %s failed: %s\n", cases[i].name,
 			        strerror(-ret));
@@ -422,6 +441,9 @@ int main(int argc, char **argv)
 		json_object_object_add(root, "cl_workers", json_object_new_string(workers));
 		json_object_object_add(root, "context", json_object_new_int64(context));
 		json_object_object_add(root, "block_size", json_object_new_int64(block_size));
+		json_object_object_add(
+		        root, "table",
+		        json_object_new_string(in_address_order ? "address" : "shuffled"));
 		json_object_object_add(root, "reps", json_object_new_int(reps));
 		json_object_object_add(root, "bandwidth_threads", json_object_new_int(BW_THREADS));
 		json_object_object_add(root, "bandwidth_buffer_bytes",
