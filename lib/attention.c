@@ -44,7 +44,6 @@ struct kvfpga_attn_job {
 	struct staged_buf q, tables, lens, out;
 	struct staged_buf split_done; /* fused merge: finished splits per sequence */
 	struct job_buf part_o, part_ml;
-	int in_place; /* the kernels use the staging memory itself */
 	/* In place: where the output goes when the submission completes. */
 	float *copy_out;
 	size_t copy_out_bytes;
@@ -110,10 +109,10 @@ static int ensure_staged(struct kvfpga_attn_job *job, struct staged_buf *b, size
 	b->host = aligned_alloc(4096, cap);
 	if (!b->host)
 		return kvf_fail(job->msg, sizeof(job->msg), -ENOMEM, "out of host memory");
-	if (job->in_place)
+	if (job->attn->info.in_place)
 		flags |= CL_MEM_USE_HOST_PTR;
 	b->mem = clCreateBuffer(job->attn->engine->context, flags, cap,
-	                        job->in_place ? b->host : NULL, &st);
+	                        job->attn->info.in_place ? b->host : NULL, &st);
 	if (!b->mem) {
 		free(b->host);
 		b->host = NULL;
@@ -137,7 +136,6 @@ int kvfpga_attn_job_create(struct kvfpga_attn *attn, struct kvfpga_attn_job **ou
 	if (!job)
 		return -ENOMEM;
 	job->attn = attn;
-	job->in_place = kvf_in_place(e);
 	job->queue = clCreateCommandQueue(e->context, e->device, 0, &st);
 	if (!job->queue) {
 		ret = job_cl_fail(job, "clCreateCommandQueue", st, NULL);
@@ -294,7 +292,7 @@ static int enqueue_write(struct kvfpga_attn_job *job, cl_mem mem, size_t bytes, 
 static int stage_in(struct kvfpga_attn_job *job, const struct staged_buf *b, size_t bytes,
                     const char *name)
 {
-	if (job->in_place)
+	if (job->attn->info.in_place)
 		return 0;
 	return enqueue_write(job, b->mem, bytes, b->host, name);
 }
@@ -305,7 +303,7 @@ static int stage_out(struct kvfpga_attn_job *job, size_t bytes, float *dst)
 	cl_event ev;
 	cl_int st;
 
-	if (job->in_place) {
+	if (job->attn->info.in_place) {
 		job->copy_out = dst;
 		job->copy_out_bytes = bytes;
 		return 0;
@@ -427,7 +425,7 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	ml_bytes = (size_t)b->n_seqs * n_splits * n_q * 2 * sizeof(float);
 	o_bytes = (size_t)b->n_seqs * n_splits * n_q * hd * sizeof(float);
 	/* The kernel merges the splits itself on a CPU (counters zeroed in place). */
-	fused = a->fused_merge && job->in_place && n_splits > 1;
+	fused = a->info.fused_merge && n_splits > 1;
 
 	ret = ensure_staged(job, &job->q, q_bytes, CL_MEM_READ_ONLY, "queries");
 	if (!ret)

@@ -50,7 +50,6 @@ struct kvfpga_attn {
 	uint32_t vec;
 	uint32_t prefill_rows;
 	uint32_t prefill_tokens; /* new tokens per prefill work-group */
-	uint32_t fused_merge;    /* decode_partial can merge the splits (DECODE_FUSED_MERGE) */
 	uint64_t block_bytes;
 	uint64_t block_elems;  /* block_bytes / element size: a block's stride in elements */
 	uint64_t scale_offset; /* int8: byte offset of a block's scales; else 0 */
@@ -64,16 +63,6 @@ struct kvfpga_kv_arena {
 	uint64_t size;
 	cl_mem mem;
 };
-
-/*
- * Whether attention jobs use their host staging memory in place
- * (CL_MEM_USE_HOST_PTR, no write or read commands): on a CPU device, unless
- * the FPGA tuning asks for the card's way (which also tests that path).
- */
-static inline int kvf_in_place(const struct kvfpga_engine *e)
-{
-	return (e->type & KVFPGA_CL_TYPE_CPU) && e->opts.tuning != KVFPGA_TUNING_FPGA;
-}
 
 /* Error text of an OpenCL status ("CL_OUT_OF_RESOURCES"); never NULL. */
 KVF_HIDDEN const char *kvf_cl_error_name(cl_int status);

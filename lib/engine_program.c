@@ -96,6 +96,16 @@ static int cpu_tuned(const struct kvfpga_engine *e)
 	return e->opts.tuning == KVFPGA_TUNING_CPU;
 }
 
+/*
+ * Whether attention jobs use their host staging memory in place
+ * (CL_MEM_USE_HOST_PTR, no write or read commands): on a CPU device, unless
+ * the FPGA tuning asks for the card's way (which also tests that path).
+ */
+static int jobs_in_place(const struct kvfpga_engine *e)
+{
+	return (e->type & KVFPGA_CL_TYPE_CPU) && e->opts.tuning != KVFPGA_TUNING_FPGA;
+}
+
 static void build_options(const struct kvfpga_attn *a, char *buf, size_t len)
 {
 	snprintf(buf, len,
@@ -281,9 +291,9 @@ static int check_build_info(struct kvfpga_attn *a, cl_program prog, const char *
 	}
 	a->vec = info[7];
 	a->prefill_rows = info[8];
-	a->fused_merge = info[9];
-	a->info.in_place = (uint32_t)kvf_in_place(e);
-	a->info.fused_merge = a->fused_merge && a->info.in_place;
+	a->info.in_place = (uint32_t)jobs_in_place(e);
+	/* The kernels merge in place only: the counters are zeroed in host memory. */
+	a->info.fused_merge = info[9] && a->info.in_place;
 	a->prefill_tokens = a->prefill_rows >= a->group ? a->prefill_rows / a->group : 1;
 	a->info.vec = a->vec;
 	a->info.prefill_rows = a->prefill_rows;

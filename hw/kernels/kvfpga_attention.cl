@@ -815,9 +815,9 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		      const __global int *restrict tables, const __global int *restrict seq_lens,
 		      __global float *restrict part_o, __global float *restrict part_ml,
 		      __global float *restrict out, volatile __global int *restrict split_done,
-		      const uint merge_splits, const uint layer, const ulong block_elems, const uint table_stride,
-		      const uint split_blocks, const uint n_splits, const float scale,
-		      const ulong scale_offset)
+		      const uint merge_splits, const uint layer, const ulong block_elems,
+		      const uint table_stride, const uint split_blocks, const uint n_splits,
+		      const float scale, const ulong scale_offset)
 {
 	const uint split = get_global_id(0);
 	const uint seq = get_global_id(1);
