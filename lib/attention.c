@@ -401,9 +401,10 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	uint32_t max_blocks, split_blocks, n_splits, n_q, hd;
 	size_t q_bytes, table_bytes, lens_bytes, ml_bytes, o_bytes;
 	cl_mem part_o;
-	cl_uint layer, table_stride, n_splits_u, split_blocks_u;
+	cl_uint table_stride, n_splits_u, split_blocks_u;
 	cl_uint fused;
-	cl_ulong block_elems, scale_offset;
+	cl_ulong layer_base, slice_elems, scale_offset;
+	uint64_t arena_blocks;
 	int ret;
 
 	if (!job || !arena || !b)
@@ -412,8 +413,10 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	ret = check_submit(job, arena);
 	if (ret)
 		return ret;
-	ret = kvf_check_decode(&a->shape, arena->size / a->block_bytes, b, &max_blocks, job->msg,
-	                       sizeof(job->msg));
+	ret = kvf_arena_blocks(&a->geo, arena->size, &arena_blocks, job->msg, sizeof(job->msg));
+	if (!ret)
+		ret = kvf_check_decode(&a->shape, arena_blocks, b, &max_blocks, job->msg,
+		                       sizeof(job->msg));
 	if (ret)
 		return ret;
 	plan_splits(a, b->n_seqs, max_blocks, b->split_tokens, &split_blocks, &n_splits);
@@ -462,9 +465,9 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	part_o = n_splits > 1 ? job->part_o.mem : job->out.mem;
 	if (fused)
 		memset(job->split_done.host, 0, lens_bytes);
-	layer = b->layer;
-	block_elems = a->block_elems;
-	scale_offset = a->scale_offset;
+	layer_base = b->layer * arena_blocks * a->geo.slice_elems;
+	slice_elems = a->geo.slice_elems;
+	scale_offset = a->geo.scale_offset;
 	table_stride = max_blocks;
 	split_blocks_u = split_blocks;
 	n_splits_u = n_splits;
@@ -479,8 +482,8 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 			{ sizeof(cl_mem), &job->out.mem },
 			{ sizeof(cl_mem), &job->split_done.mem },
 			{ sizeof(cl_uint), &fused },
-			{ sizeof(cl_uint), &layer },
-			{ sizeof(cl_ulong), &block_elems },
+			{ sizeof(cl_ulong), &layer_base },
+			{ sizeof(cl_ulong), &slice_elems },
 			{ sizeof(cl_uint), &table_stride },
 			{ sizeof(cl_uint), &split_blocks_u },
 			{ sizeof(cl_uint), &n_splits_u },
@@ -536,8 +539,9 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 	const struct kvfpga_attn *a;
 	uint32_t n_blocks, n_tiles;
 	size_t q_bytes, table_bytes;
-	cl_uint layer, start_pos, n_tokens;
-	cl_ulong block_elems, scale_offset;
+	cl_uint start_pos, n_tokens;
+	cl_ulong layer_base, slice_elems, scale_offset;
+	uint64_t arena_blocks;
 	int ret;
 
 	if (!job || !arena || !c)
@@ -546,8 +550,9 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 	ret = check_submit(job, arena);
 	if (ret)
 		return ret;
-	ret = kvf_check_prefill(&a->shape, arena->size / a->block_bytes, c, job->msg,
-	                        sizeof(job->msg));
+	ret = kvf_arena_blocks(&a->geo, arena->size, &arena_blocks, job->msg, sizeof(job->msg));
+	if (!ret)
+		ret = kvf_check_prefill(&a->shape, arena_blocks, c, job->msg, sizeof(job->msg));
 	if (ret)
 		return ret;
 	n_blocks = (uint32_t)(((uint64_t)c->start_pos + c->n_tokens + a->shape.block_size - 1) /
@@ -567,16 +572,16 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 	memcpy(job->q.host, c->q, q_bytes);
 	memcpy(job->tables.host, c->block_table, table_bytes);
 
-	layer = c->layer;
-	block_elems = a->block_elems;
-	scale_offset = a->scale_offset;
+	layer_base = c->layer * arena_blocks * a->geo.slice_elems;
+	slice_elems = a->geo.slice_elems;
+	scale_offset = a->geo.scale_offset;
 	start_pos = c->start_pos;
 	n_tokens = c->n_tokens;
 	{
 		const struct arg args[] = {
 			{ sizeof(cl_mem), &job->q.mem },      { sizeof(cl_mem), &arena->mem },
 			{ sizeof(cl_mem), &job->tables.mem }, { sizeof(cl_mem), &job->out.mem },
-			{ sizeof(cl_uint), &layer },          { sizeof(cl_ulong), &block_elems },
+			{ sizeof(cl_ulong), &layer_base },    { sizeof(cl_ulong), &slice_elems },
 			{ sizeof(cl_uint), &start_pos },      { sizeof(cl_uint), &n_tokens },
 			{ sizeof(float), &c->scale },         { sizeof(cl_ulong), &scale_offset },
 		};

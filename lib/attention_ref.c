@@ -101,10 +101,10 @@ int kvf_check_prefill(const struct kvfpga_attn_shape *shape, uint64_t arena_bloc
 	                   arena_blocks, "prefill chunk", msg, len);
 }
 
-/* Where blocks and their int8 scales are (see kvf_shape_check). */
+/* Where slices and their int8 scales are (see kvf_shape_check). */
 struct ref_layout {
-	uint64_t block_elems;
-	uint64_t scale_offset;
+	struct kvf_kv_geometry geo;
+	uint64_t arena_blocks;
 };
 
 /*
@@ -115,9 +115,10 @@ static void load_row(const struct kvfpga_attn_shape *s, const unsigned char *are
                      const struct ref_layout *lay, const int32_t *table, uint32_t layer, int kv,
                      uint32_t head, uint32_t pos, float *row)
 {
-	uint64_t block = (uint64_t)table[pos / s->block_size] * lay->block_elems;
-	uint64_t tile = block + (((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) *
-	                                s->block_size * s->head_dim;
+	uint64_t slice =
+	        ((uint64_t)layer * lay->arena_blocks + (uint64_t)table[pos / s->block_size]) *
+	        lay->geo.slice_elems;
+	uint64_t tile = slice + ((uint64_t)kv * s->n_kv_heads + head) * s->block_size * s->head_dim;
 	uint64_t slot = pos % s->block_size;
 	uint64_t off = kv ? tile + slot * s->head_dim : tile + slot;
 	uint64_t step = kv ? 1 : s->block_size; /* elements between dims */
@@ -126,8 +127,8 @@ static void load_row(const struct kvfpga_attn_shape *s, const unsigned char *are
 	if (s->kv_dtype == KVFPGA_KV_I8)
 		/* int8 elements are bytes: element offsets are byte offsets. */
 		memcpy(&scale,
-		       arena + block + lay->scale_offset +
-		               (((uint64_t)layer * 2 + (uint64_t)kv) * s->n_kv_heads + head) * 4,
+		       arena + slice + lay->geo.scale_offset +
+		               ((uint64_t)kv * s->n_kv_heads + head) * 4,
 		       sizeof(scale));
 	for (uint32_t d = 0; d < s->head_dim; d++) {
 		uint64_t e = off + d * step;
@@ -179,14 +180,15 @@ int kvfpga_attn_reference_decode(const struct kvfpga_attn_shape *shape, const vo
                                  uint64_t arena_size, const struct kvfpga_decode_batch *batch)
 {
 	struct ref_layout lay;
-	uint64_t block_bytes;
 	uint32_t group;
 	int ret;
 
-	ret = kvf_shape_check(shape, &group, &lay.block_elems, &block_bytes, &lay.scale_offset);
+	ret = kvf_shape_check(shape, &group, &lay.geo);
 	if (ret || !arena_base)
 		return -EINVAL;
-	ret = kvf_check_decode(shape, arena_size / block_bytes, batch, NULL, NULL, 0);
+	ret = kvf_arena_blocks(&lay.geo, arena_size, &lay.arena_blocks, NULL, 0);
+	if (!ret)
+		ret = kvf_check_decode(shape, lay.arena_blocks, batch, NULL, NULL, 0);
 	if (ret)
 		return ret;
 	for (uint32_t s = 0; s < batch->n_seqs; s++) {
@@ -205,14 +207,15 @@ int kvfpga_attn_reference_prefill(const struct kvfpga_attn_shape *shape, const v
                                   uint64_t arena_size, const struct kvfpga_prefill_chunk *chunk)
 {
 	struct ref_layout lay;
-	uint64_t block_bytes;
 	uint32_t group;
 	int ret;
 
-	ret = kvf_shape_check(shape, &group, &lay.block_elems, &block_bytes, &lay.scale_offset);
+	ret = kvf_shape_check(shape, &group, &lay.geo);
 	if (ret || !arena_base)
 		return -EINVAL;
-	ret = kvf_check_prefill(shape, arena_size / block_bytes, chunk, NULL, 0);
+	ret = kvf_arena_blocks(&lay.geo, arena_size, &lay.arena_blocks, NULL, 0);
+	if (!ret)
+		ret = kvf_check_prefill(shape, lay.arena_blocks, chunk, NULL, 0);
 	if (ret)
 		return ret;
 	for (uint32_t t = 0; t < chunk->n_tokens; t++) {

@@ -15,7 +15,7 @@
 #define KVF_HIDDEN __attribute__((visibility("hidden")))
 
 /* Must match KVFPGA_KERNEL_ABI and kvfpga_build_info() in the .cl file. */
-#define KVF_KERNEL_ABI   4u
+#define KVF_KERNEL_ABI   5u
 #define KVF_INFO_MAGIC   0x6b766661u
 #define KVF_MAX_HEAD_DIM 512u
 #define KVF_MAX_BLOCK    256u
@@ -43,6 +43,18 @@ struct kvfpga_engine {
 	char last_error[KVFPGA_ENGINE_MSG_MAX];
 };
 
+/*
+ * Where K/V of a shape are in an arena: the KV cache's layer-major layout,
+ * layer l's slice of block b at element l * n_blocks * slice_elems + b *
+ * slice_elems, with n_blocks = arena bytes / block_bytes.
+ */
+struct kvf_kv_geometry {
+	uint64_t slice_bytes;  /* one (layer, block) slice */
+	uint64_t slice_elems;  /* slice_bytes / element size */
+	uint64_t block_bytes;  /* n_layers * slice_bytes */
+	uint64_t scale_offset; /* int8: byte offset of a slice's scales; else 0 */
+};
+
 struct kvfpga_attn {
 	struct kvfpga_engine *engine;
 	struct kvfpga_attn_shape shape;
@@ -50,9 +62,7 @@ struct kvfpga_attn {
 	uint32_t vec;
 	uint32_t prefill_rows;
 	uint32_t prefill_tokens; /* new tokens per prefill work-group */
-	uint64_t block_bytes;
-	uint64_t block_elems;  /* block_bytes / element size: a block's stride in elements */
-	uint64_t scale_offset; /* int8: byte offset of a block's scales; else 0 */
+	struct kvf_kv_geometry geo;
 	cl_program program;
 	struct kvfpga_attn_info info;
 };
@@ -115,10 +125,16 @@ KVF_HIDDEN int kvf_read_file(const char *path, size_t max, unsigned char **data,
 KVF_HIDDEN int kvf_xclbin_check(const unsigned char *data, size_t len,
                                 struct kvfpga_xclbin_info *info, char *msg, size_t msg_len);
 
-/* Checks a shape and fills the derived sizes (no OpenCL). */
+/* Checks a shape and fills the derived sizes (no OpenCL); @group, @geo may be NULL. */
 KVF_HIDDEN int kvf_shape_check(const struct kvfpga_attn_shape *shape, uint32_t *group,
-                               uint64_t *block_elems, uint64_t *block_bytes,
-                               uint64_t *scale_offset);
+                               struct kvf_kv_geometry *geo);
+/*
+ * The blocks of an arena of @arena_size bytes: -EINVAL (with a message)
+ * unless it is a whole number of blocks, as the layer offsets depend on it
+ * (a single-layer shape has none: there the tail is ignored).
+ */
+KVF_HIDDEN int kvf_arena_blocks(const struct kvf_kv_geometry *geo, uint64_t arena_size,
+                                uint64_t *n_blocks, char *msg, size_t len);
 /* Bytes of one element of the dtype. */
 KVF_HIDDEN uint32_t kvf_dtype_size(enum kvfpga_kv_dtype dtype);
 

@@ -27,16 +27,15 @@ static const char *dtype_name(enum kvfpga_kv_dtype dtype)
 #define ALIGN16(x) (((x) + 15) & ~(uint64_t)15)
 
 /*
- * A block is [layer][K/V][kv_head][tile of block_size x head_dim] elements
- * (V tiles [slot][dim], K tiles [dim][slot]); its size does not depend on
- * the order inside a tile.  int8 adds a
- * float scale per (layer, K/V, kv_head) at a 16-byte aligned offset after
- * the data, and the block is rounded up to 16 bytes (the KV cache's layout).
+ * A slice (one layer of one block) is [K/V][kv_head][tile of block_size x
+ * head_dim] elements (V tiles [slot][dim], K tiles [dim][slot]); its size does
+ * not depend on the order inside a tile.  int8 adds a float scale per (K/V,
+ * kv_head) at a 16-byte aligned offset after the data, and the slice is
+ * rounded up to 16 bytes (the KV cache's layout).
  */
-int kvf_shape_check(const struct kvfpga_attn_shape *s, uint32_t *group, uint64_t *block_elems,
-                    uint64_t *block_bytes, uint64_t *scale_offset)
+int kvf_shape_check(const struct kvfpga_attn_shape *s, uint32_t *group, struct kvf_kv_geometry *geo)
 {
-	uint64_t elems, bytes, scales = 0;
+	uint64_t bytes, scales = 0;
 
 	if (!s || s->n_layers == 0 || s->n_layers > KVF_MAX_LAYERS || s->n_q_heads == 0 ||
 	    s->n_kv_heads == 0 || s->n_q_heads % s->n_kv_heads || s->head_dim == 0 ||
@@ -46,28 +45,47 @@ int kvf_shape_check(const struct kvfpga_attn_shape *s, uint32_t *group, uint64_t
 	     s->kv_dtype != KVFPGA_KV_I8) ||
 	    (uint64_t)s->n_q_heads * s->head_dim > KVF_MAX_Q_ELEMS)
 		return -EINVAL;
-	elems = (uint64_t)s->n_layers * 2 * s->n_kv_heads * s->block_size * s->head_dim;
-	bytes = elems * kvf_dtype_size(s->kv_dtype);
+	bytes = 2ull * s->n_kv_heads * s->block_size * s->head_dim * kvf_dtype_size(s->kv_dtype);
 	if (s->kv_dtype == KVFPGA_KV_I8) {
 		scales = ALIGN16(bytes);
-		bytes = ALIGN16(scales + 4ull * s->n_layers * 2 * s->n_kv_heads);
+		bytes = ALIGN16(scales + 4ull * 2 * s->n_kv_heads);
 	}
 	if (group)
 		*group = s->n_q_heads / s->n_kv_heads;
-	if (block_elems)
-		*block_elems = bytes / kvf_dtype_size(s->kv_dtype);
-	if (block_bytes)
-		*block_bytes = bytes;
-	if (scale_offset)
-		*scale_offset = scales;
+	if (geo) {
+		geo->slice_bytes = bytes;
+		geo->slice_elems = bytes / kvf_dtype_size(s->kv_dtype);
+		geo->block_bytes = bytes * s->n_layers;
+		geo->scale_offset = scales;
+	}
+	return 0;
+}
+
+int kvf_arena_blocks(const struct kvf_kv_geometry *geo, uint64_t arena_size, uint64_t *n_blocks,
+                     char *msg, size_t len)
+{
+	/* One layer has no layer offsets: any size is fine, the tail is unused. */
+	if (geo->block_bytes != geo->slice_bytes && arena_size % geo->block_bytes)
+		return kvf_fail(msg, len, -EINVAL,
+		                "arena of %llu bytes is not a whole number of %llu-byte blocks "
+		                "(register the KV cache's arena_bytes)",
+		                (unsigned long long)arena_size,
+		                (unsigned long long)geo->block_bytes);
+	*n_blocks = arena_size / geo->block_bytes;
 	return 0;
 }
 
 int kvfpga_attn_shape_block_bytes(const struct kvfpga_attn_shape *shape, uint64_t *block_bytes)
 {
+	struct kvf_kv_geometry geo;
+	int ret;
+
 	if (!block_bytes)
 		return -EINVAL;
-	return kvf_shape_check(shape, NULL, NULL, block_bytes, NULL);
+	ret = kvf_shape_check(shape, NULL, &geo);
+	if (!ret)
+		*block_bytes = geo.block_bytes;
+	return ret;
 }
 
 static uint32_t pick_vec(uint32_t head_dim)
@@ -458,7 +476,7 @@ int kvfpga_attn_create(struct kvfpga_engine *engine, const struct kvfpga_attn_sh
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	ret = kvf_shape_check(shape, &a->group, &a->block_elems, &a->block_bytes, &a->scale_offset);
+	ret = kvf_shape_check(shape, &a->group, &a->geo);
 	if (ret) {
 		free(a);
 		kvf_engine_set_error(engine, "unsupported attention shape");

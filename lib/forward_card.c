@@ -538,7 +538,7 @@ int kvfpga_infer_card_attn_create(const struct kvfpga_model *model,
 	}
 	ret = kvfpga_attn_create(o.engine, &shape, &c->attn);
 	if (!ret)
-		ret = kvfpga_kv_arena_register(o.engine, ka.base, ka.bo_size, &c->arena);
+		ret = kvfpga_kv_arena_register(o.engine, ka.base, ka.arena_bytes, &c->arena);
 	if (!ret)
 		ret = kvfpga_attn_job_create(c->attn, &c->job);
 	if (ret) {

@@ -43,7 +43,8 @@ static int compute_layout(const struct kvfpga_kvcache_config *cfg,
 {
 	uint32_t bs = cfg->block_size;
 	uint32_t elem = dtype_size(cfg->dtype);
-	uint64_t head, kv, layer, block_elems, block_bytes, n_blocks, arena, scale_offset = 0;
+	uint64_t head, kv, slice_elems, slice_bytes, block_bytes, n_blocks, layer_bytes, arena;
+	uint64_t scale_offset = 0;
 
 	if (!cfg->n_layers || !cfg->n_kv_heads || !cfg->head_dim || !elem)
 		return -EINVAL;
@@ -54,21 +55,22 @@ static int compute_layout(const struct kvfpga_kvcache_config *cfg,
 
 	head = (uint64_t)bs * cfg->head_dim; /* < 2^40 */
 	if (__builtin_mul_overflow(head, (uint64_t)cfg->n_kv_heads, &kv) ||
-	    __builtin_mul_overflow(kv, (uint64_t)2, &layer) ||
-	    __builtin_mul_overflow(layer, (uint64_t)cfg->n_layers, &block_elems) ||
-	    __builtin_mul_overflow(block_elems, (uint64_t)elem, &block_bytes))
+	    __builtin_mul_overflow(kv, (uint64_t)2, &slice_elems) ||
+	    __builtin_mul_overflow(slice_elems, (uint64_t)elem, &slice_bytes))
 		return -EOVERFLOW;
 	if (cfg->dtype == KVFPGA_KVCACHE_I8) {
-		/* float scales[n_layers][2][n_kv_heads] after the data, 16-byte aligned. */
-		uint64_t n_scales = (uint64_t)cfg->n_layers * 2 * cfg->n_kv_heads;
+		/* float scales[2][n_kv_heads] after the slice's data, 16-byte aligned. */
+		uint64_t n_scales = 2ull * cfg->n_kv_heads;
 
-		if (block_bytes > UINT64_MAX / 2 || n_scales > UINT64_MAX / 8)
+		if (slice_bytes > UINT64_MAX / 2)
 			return -EOVERFLOW;
-		scale_offset = (block_bytes + 15) & ~(uint64_t)15;
+		scale_offset = (slice_bytes + 15) & ~(uint64_t)15;
 		if (scale_offset > UINT64_MAX - 4 * n_scales - 15)
 			return -EOVERFLOW;
-		block_bytes = (scale_offset + 4 * n_scales + 15) & ~(uint64_t)15;
+		slice_bytes = (scale_offset + 4 * n_scales + 15) & ~(uint64_t)15;
 	}
+	if (__builtin_mul_overflow(slice_bytes, (uint64_t)cfg->n_layers, &block_bytes))
+		return -EOVERFLOW;
 
 	if (cfg->n_blocks)
 		n_blocks = cfg->n_blocks;
@@ -76,7 +78,8 @@ static int compute_layout(const struct kvfpga_kvcache_config *cfg,
 		n_blocks = cfg->mem_bytes / block_bytes;
 	if (n_blocks == 0 || n_blocks > INT32_MAX)
 		return -EINVAL;
-	if (__builtin_mul_overflow(n_blocks, block_bytes, &arena))
+	if (__builtin_mul_overflow(n_blocks, slice_bytes, &layer_bytes) ||
+	    __builtin_mul_overflow(n_blocks, block_bytes, &arena))
 		return -EOVERFLOW;
 
 	memset(lay, 0, sizeof(*lay));
@@ -90,8 +93,8 @@ static int compute_layout(const struct kvfpga_kvcache_config *cfg,
 	lay->slot_stride = cfg->head_dim;
 	lay->head_stride = head;
 	lay->kv_stride = kv;
-	lay->layer_stride = layer;
-	lay->block_elems = block_elems;
+	lay->slice_bytes = slice_bytes;
+	lay->layer_bytes = layer_bytes;
 	lay->block_bytes = block_bytes;
 	lay->arena_bytes = arena;
 	lay->bytes_per_token = block_bytes / bs;
@@ -203,6 +206,7 @@ int kvfpga_kvcache_get_arena(const struct kvfpga_kvcache *kc, struct kvfpga_kvca
 	out->bo_size = kc->bo_size;
 	out->card_addr = kvfpga_bo_card_addr(kc->bo);
 	out->block_bytes = kc->lay.block_bytes;
+	out->arena_bytes = kc->lay.arena_bytes;
 	return 0;
 }
 
@@ -360,8 +364,9 @@ int32_t kvc_alloc_block(struct kvfpga_kvcache *kc)
 	kc->blocks[id].ref = 1;
 	if (kc->lay.scale_offset) {
 		/* int8: a fresh block starts with zero scales, not its last user's. */
-		memset(kvc_block_ptr(kc, id) + kc->lay.scale_offset, 0,
-		       kc->lay.block_bytes - kc->lay.scale_offset);
+		for (uint32_t l = 0; l < kc->lay.n_layers; l++)
+			memset(kvc_slice_ptr(kc, id, l) + kc->lay.scale_offset, 0,
+			       kc->lay.slice_bytes - kc->lay.scale_offset);
 	}
 	return id;
 }
@@ -370,7 +375,8 @@ int32_t kvc_copy_block(struct kvfpga_kvcache *kc, int32_t src)
 {
 	int32_t id = kvc_alloc_block(kc);
 
-	memcpy(kvc_block_ptr(kc, id), kvc_block_ptr(kc, src), kc->lay.block_bytes);
+	for (uint32_t l = 0; l < kc->lay.n_layers; l++)
+		memcpy(kvc_slice_ptr(kc, id, l), kvc_slice_ptr(kc, src, l), kc->lay.slice_bytes);
 	memcpy(kvc_block_tokens(kc, id), kvc_block_tokens(kc, src),
 	       (size_t)kc->lay.block_size * sizeof(int32_t));
 	kc->cow_copies++;

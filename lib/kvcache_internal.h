@@ -86,9 +86,10 @@ static inline bool kvc_immutable(const struct kvfpga_kvcache *kc, int32_t id)
 	return kc->blocks[id].ref > 1 || kc->blocks[id].state == KVC_PUBLISHED;
 }
 
-static inline uint8_t *kvc_block_ptr(const struct kvfpga_kvcache *kc, int32_t id)
+/* Layer @layer's slice of block @id (the arena is layer-major). */
+static inline uint8_t *kvc_slice_ptr(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer)
 {
-	return kc->base + (uint64_t)id * kc->lay.block_bytes;
+	return kc->base + layer * kc->lay.layer_bytes + (uint64_t)id * kc->lay.slice_bytes;
 }
 
 static inline int32_t *kvc_block_tokens(const struct kvfpga_kvcache *kc, int32_t id)

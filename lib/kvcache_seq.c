@@ -76,6 +76,35 @@ static void cow_block(struct kvfpga_kvseq *seq, uint32_t i)
 		seq->pub_cursor = i;
 }
 
+static void sift_down(int32_t *ids, uint32_t root, uint32_t n)
+{
+	for (uint32_t child; (child = 2 * root + 1) < n; root = child) {
+		int32_t t;
+
+		if (child + 1 < n && ids[child + 1] > ids[child])
+			child++;
+		if (ids[root] >= ids[child])
+			return;
+		t = ids[root];
+		ids[root] = ids[child];
+		ids[child] = t;
+	}
+}
+
+/* Heapsort: in place, no allocation, O(n log n) whatever order evictions gave. */
+static void sort_block_ids(int32_t *ids, uint32_t n)
+{
+	for (uint32_t i = n / 2; i-- > 0;)
+		sift_down(ids, i, n);
+	for (uint32_t end = n; end-- > 1;) {
+		int32_t t = ids[0];
+
+		ids[0] = ids[end];
+		ids[end] = t;
+		sift_down(ids, 0, end);
+	}
+}
+
 int kvfpga_kvseq_append(struct kvfpga_kvseq *seq, const int32_t *tokens, uint32_t n,
                         uint32_t *n_cached)
 {
@@ -136,11 +165,19 @@ int kvfpga_kvseq_append(struct kvfpga_kvseq *seq, const int32_t *tokens, uint32_
 		seq->committed = seq->len; /* it was the old length: eligible */
 	if (cow)
 		cow_block(seq, nb - 1);
+	/*
+	 * The new blocks in ascending order: blocks that are adjacent in the
+	 * arena are then one run of memory per layer for the attention kernels
+	 * (a fresh cache, or the blocks of one freed sequence, hand out runs).
+	 */
+	for (uint32_t i = 0; i < fresh; i++)
+		seq->table[seq->n_blocks + i] = kvc_alloc_block(kc);
+	sort_block_ids(seq->table + seq->n_blocks, fresh);
 	for (uint32_t i = m << shift; i < n; i++) {
 		uint32_t slot = seq->len & (bs - 1);
 
 		if (slot == 0)
-			seq->table[seq->n_blocks++] = kvc_alloc_block(kc);
+			seq->n_blocks++;
 		kvc_block_tokens(kc, seq->table[seq->n_blocks - 1])[slot] = tokens[i];
 		seq->len++;
 	}
@@ -221,13 +258,13 @@ static void store_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t laye
                       uint32_t slot, const float *row)
 {
 	const struct kvfpga_kvcache_layout *l = &kc->lay;
-	uint64_t off = layer * l->layer_stride + kv * l->kv_stride +
-	               (kv ? slot * l->slot_stride : slot * l->k_slot_stride);
+	uint8_t *slice = kvc_slice_ptr(kc, id, layer);
+	uint64_t off = kv * l->kv_stride + (kv ? slot * l->slot_stride : slot * l->k_slot_stride);
 	size_t step = kv ? 1 : l->k_dim_stride;
 	uint32_t hd = l->head_dim;
 
 	if (l->dtype == KVFPGA_KVCACHE_F32) {
-		float *dst = (float *)(void *)kvc_block_ptr(kc, id) + off;
+		float *dst = (float *)(void *)slice + off;
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++) {
 			const float *x = row + (size_t)h * hd;
@@ -241,19 +278,18 @@ static void store_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t laye
 				y[d * step] = x[d];
 		}
 	} else if (l->dtype == KVFPGA_KVCACHE_I8) {
-		int8_t *blk = (int8_t *)kvc_block_ptr(kc, id);
-		float *scales = (float *)(void *)(kvc_block_ptr(kc, id) + l->scale_offset) +
-		                (size_t)(layer * 2 + kv) * l->n_kv_heads;
+		int8_t *blk = (int8_t *)slice;
+		float *scales =
+		        (float *)(void *)(slice + l->scale_offset) + (size_t)kv * l->n_kv_heads;
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++) {
-			int8_t *group = blk + layer * l->layer_stride + kv * l->kv_stride +
-			                h * l->head_stride;
+			int8_t *group = blk + kv * l->kv_stride + h * l->head_stride;
 
 			store_i8(group, &scales[h], (uint32_t)l->head_stride,
 			         blk + off + h * l->head_stride, step, row + (size_t)h * hd, hd);
 		}
 	} else {
-		uint16_t *dst = (uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
+		uint16_t *dst = (uint16_t *)(void *)slice + off;
 		uint16_t tmp[HALF_CHUNK];
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++) {
@@ -289,7 +325,8 @@ static void store_k_rows(const struct kvfpga_kvcache *kc, int32_t id, uint32_t l
                          uint32_t slot0, uint32_t n, const float *k, size_t row_stride)
 {
 	const struct kvfpga_kvcache_layout *l = &kc->lay;
-	uint64_t off = layer * l->layer_stride + slot0 * l->k_slot_stride;
+	uint8_t *slice = kvc_slice_ptr(kc, id, layer);
+	uint64_t off = slot0 * l->k_slot_stride;
 	uint32_t hd = l->head_dim;
 
 	/*
@@ -301,7 +338,7 @@ static void store_k_rows(const struct kvfpga_kvcache *kc, int32_t id, uint32_t l
 		for (uint32_t i = 0; i < n; i++)
 			store_row(kc, id, layer, 0, slot0 + i, k + i * row_stride);
 	} else if (l->dtype == KVFPGA_KVCACHE_F32) {
-		float *dst = (float *)(void *)kvc_block_ptr(kc, id) + off;
+		float *dst = (float *)(void *)slice + off;
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++)
 			for (uint32_t d = 0; d < hd; d++) {
@@ -312,7 +349,7 @@ static void store_k_rows(const struct kvfpga_kvcache *kc, int32_t id, uint32_t l
 					y[i] = x[i * row_stride];
 			}
 	} else {
-		uint16_t *dst = (uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
+		uint16_t *dst = (uint16_t *)(void *)slice + off;
 		uint16_t tmp[HALF_ROWS][HALF_CHUNK];
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++)
@@ -342,29 +379,28 @@ static void load_row(const struct kvfpga_kvcache *kc, int32_t id, uint32_t layer
                      uint32_t slot, float *row)
 {
 	const struct kvfpga_kvcache_layout *l = &kc->lay;
-	uint64_t off = layer * l->layer_stride + kv * l->kv_stride +
-	               (kv ? slot * l->slot_stride : slot * l->k_slot_stride);
+	const uint8_t *slice = kvc_slice_ptr(kc, id, layer);
+	uint64_t off = kv * l->kv_stride + (kv ? slot * l->slot_stride : slot * l->k_slot_stride);
 	size_t step = kv ? 1 : l->k_dim_stride;
 	uint32_t hd = l->head_dim;
 
 	if (l->dtype == KVFPGA_KVCACHE_F32) {
-		const float *src = (const float *)(void *)kvc_block_ptr(kc, id) + off;
+		const float *src = (const float *)(const void *)slice + off;
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++)
 			for (uint32_t d = 0; d < hd; d++)
 				row[(size_t)h * hd + d] = src[h * l->head_stride + d * step];
 	} else if (l->dtype == KVFPGA_KVCACHE_I8) {
-		const int8_t *src = (const int8_t *)kvc_block_ptr(kc, id) + off;
-		const float *scales =
-		        (const float *)(const void *)(kvc_block_ptr(kc, id) + l->scale_offset) +
-		        (size_t)(layer * 2 + kv) * l->n_kv_heads;
+		const int8_t *src = (const int8_t *)slice + off;
+		const float *scales = (const float *)(const void *)(slice + l->scale_offset) +
+		                      (size_t)kv * l->n_kv_heads;
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++)
 			for (uint32_t d = 0; d < hd; d++)
 				row[(size_t)h * hd + d] =
 				        (float)src[h * l->head_stride + d * step] * scales[h];
 	} else {
-		const uint16_t *src = (const uint16_t *)(void *)kvc_block_ptr(kc, id) + off;
+		const uint16_t *src = (const uint16_t *)(const void *)slice + off;
 		uint16_t tmp[HALF_CHUNK];
 
 		for (uint32_t h = 0; h < l->n_kv_heads; h++) {

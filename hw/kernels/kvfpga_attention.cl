@@ -2,13 +2,15 @@
 /*
  * kvfpga attention kernels (OpenCL C 1.2), over the paged KV arena.
  *
- * Arena layout (fixed by the KV cache): block b starts at element
- * b * block_elems; inside a block the order is
- *   [layer][kv: 0 = K, 1 = V][kv_head][tile of BLOCK_SIZE x HEAD_DIM]
+ * Arena layout (fixed by the KV cache): layer-major, the slice of (layer
+ * l, block b) at element layer_base + b * slice_elems, where the host
+ * passes layer_base = l * n_blocks * slice_elems; inside a slice the order is
+ *   [kv: 0 = K, 1 = V][kv_head][tile of BLOCK_SIZE x HEAD_DIM]
  * so the K (or V) elements of one (layer, kv head) form one contiguous
- * tile per block.  A V tile is row-major, [slot][HEAD_DIM]; a K tile is
- * transposed, [HEAD_DIM][slot], so that the scores of a tile's slots are
- * accumulated lane-wise with no horizontal sums.  Position p of a sequence
+ * tile per block, and blocks adjacent in the arena are one run per layer.
+ * A V tile is row-major, [slot][HEAD_DIM]; a K tile is transposed,
+ * [HEAD_DIM][slot], so that the scores of a tile's slots are accumulated
+ * lane-wise with no horizontal sums.  Position p of a sequence
  * is in block table[p / BLOCK_SIZE], slot p % BLOCK_SIZE.
  *
  * Compile-time parameters (FPGA tools need static bounds; the host passes
@@ -19,7 +21,7 @@
  *   GROUP_SIZE    query heads per KV head (1 = MHA, N_Q_HEADS = MQA)
  *   KV_F16        1: K/V are IEEE binary16 (read with vload_half), 0: float
  *   KV_I8         1: K/V are int8 with one float scale per (block, layer,
- *                 K/V, KV head), stored after the block's data at byte
+ *                 K/V, KV head), stored after the slice's data at byte
  *                 scale_offset (the KV cache's int8 layout); value = q * scale
  *   VEC           vector width of the head-dim loops: 4, 8 or 16
  *   PREFILL_ROWS  query rows (tokens x GROUP_SIZE) per prefill work-group
@@ -73,7 +75,7 @@
 #endif
 
 /* Bumped when a kernel signature or the partial-result layout changes. */
-#define KVFPGA_KERNEL_ABI 4
+#define KVFPGA_KERNEL_ABI 5
 
 #if HEAD_DIM % VEC != 0
 #error "HEAD_DIM must be a multiple of VEC"
@@ -121,17 +123,17 @@ typedef float kv_t;
 #endif
 
 /*
- * int8 scales: the float scale of (layer, kv, head) in the block that starts
- * at `blk`; K's scale multiplies the scores, V's the probabilities.  Other
+ * int8 scales: the float scale of (kv, head) in the slice that starts at
+ * `slice`; K's scale multiplies the scores, V's the probabilities.  Other
  * types have no scale and the multiplications compile away.
  */
 #if KV_I8
-#define KV_SCALE(blk, layer, kv, head)                                                             \
-	(((const __global float *)((const __global char *)(blk) + scale_offset))                   \
-		 [((layer) * 2 + (kv)) * N_KV_HEADS + (head)])
+#define KV_SCALE(slice, kv, head)                                                                  \
+	(((const __global float *)((const __global char *)(slice) +                                 \
+				   scale_offset))[(kv) * N_KV_HEADS + (head)])
 #define SCALED(x, s) ((x) * (s))
 #else
-#define KV_SCALE(blk, layer, kv, head) 1.0f
+#define KV_SCALE(slice, kv, head) 1.0f
 #define SCALED(x, s) (x)
 #endif
 
@@ -497,8 +499,8 @@ static float max4(float4 v)
  * context together (PSLOTS slots, PNS slot vectors), their tiles' columns
  * (scores) and rows (accumulate) interleaved, so that memory serves that
  * many independent runs at once.  A layer's slice of a block is one run of
- * a few tens of KiB that sits anywhere in the arena; read one block after
- * another, each jump to a new block stalls the stream.  Two streams, not
+ * a few tens of KiB; unless the table's blocks are adjacent in the arena,
+ * each jump to a new block stalls the stream.  Two streams, not
  * four: four measured 0.8x.
  */
 #ifndef DECODE_STREAMS
@@ -815,7 +817,7 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 		      const __global int *restrict tables, const __global int *restrict seq_lens,
 		      __global float *restrict part_o, __global float *restrict part_ml,
 		      __global float *restrict out, volatile __global int *restrict split_done,
-		      const uint merge_splits, const uint layer, const ulong block_elems,
+		      const uint merge_splits, const ulong layer_base, const ulong slice_elems,
 		      const uint table_stride, const uint split_blocks, const uint n_splits,
 		      const float scale, const ulong scale_offset)
 {
@@ -851,12 +853,12 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 #endif
 	}
 
-	const ulong layer_off = (ulong)layer * 2 * N_KV_HEADS * TILE_ELEMS;
+	const __global kv_t *layer_arena = arena + layer_base;
 	const __global int *table = tables + (ulong)seq * table_stride;
 
 #if DECODE_BLOCKED
 	for (uint blk = first_block; blk < end_block; blk += DS_N) {
-		const __global kv_t *kb[DS_N], *kl[DS_N], *next_kl[DS_N];
+		const __global kv_t *kl[DS_N], *next_kl[DS_N];
 		int rows[DS_N], valid = 0;
 		float sc[N_Q_HEADS][PSLOTS];
 
@@ -866,13 +868,12 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 			const uint b = blk + s < end_block ? blk + s : blk;
 			const uint nb = blk + DS_N + s;
 
-			kb[s] = arena + (ulong)table[b] * block_elems;
-			kl[s] = kb[s] + layer_off;
+			kl[s] = layer_arena + (ulong)table[b] * slice_elems;
 			rows[s] = min(BLOCK_SIZE, len - (int)(b * BLOCK_SIZE));
 			if (blk + s < end_block)
 				valid += rows[s];
 			next_kl[s] = nb < end_block
-					     ? arena + (ulong)table[nb] * block_elems + layer_off
+					     ? layer_arena + (ulong)table[nb] * slice_elems
 					     : 0;
 		}
 		/* All K tiles of the layer, then all V tiles: two runs per block. */
@@ -884,7 +885,7 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 			{
 				tiles[s] = kl[s] + h * TILE_ELEMS;
 				ahead[s] = tile_ahead(kl[s], next_kl[s], h);
-				ks[s] = KV_SCALE(kb[s], layer, 0, h);
+				ks[s] = KV_SCALE(kl[s], 0, h);
 			}
 			decode_scores_blocked(tiles, ahead, valid, qs + h * GROUP_SIZE * HEAD_DIM, ks,
 					      sc, h * GROUP_SIZE, m, lsum, acc);
@@ -897,7 +898,7 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 			{
 				tiles[s] = kl[s] + (N_KV_HEADS + h) * TILE_ELEMS;
 				ahead[s] = tile_ahead(kl[s], next_kl[s], N_KV_HEADS + h);
-				vs[s] = KV_SCALE(kb[s], layer, 1, h);
+				vs[s] = KV_SCALE(kl[s], 1, h);
 			}
 			decode_accumulate_blocked(tiles, ahead, rows, vs, sc, h * GROUP_SIZE,
 						  acc + h * GROUP_SIZE * NV);
@@ -905,25 +906,22 @@ kvfpga_decode_partial(const __global float *restrict q, const __global kv_t *res
 	}
 #else
 	for (uint blk = first_block; blk < end_block; blk++) {
-		const __global kv_t *kb = arena + (ulong)table[blk] * block_elems;
-		const __global kv_t *kl = kb + layer_off;
+		const __global kv_t *kl = layer_arena + (ulong)table[blk] * slice_elems;
 		const int valid = min(BLOCK_SIZE, len - (int)(blk * BLOCK_SIZE));
 		const __global kv_t *next_kl =
-			blk + 1 < end_block
-				? arena + (ulong)table[blk + 1] * block_elems + layer_off
-				: 0;
+			blk + 1 < end_block ? layer_arena + (ulong)table[blk + 1] * slice_elems : 0;
 		float sc[N_Q_HEADS][BLOCK_SIZE];
 
 		/* All K tiles of the layer, then all V tiles: two sequential runs. */
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_scores(kl + h * TILE_ELEMS, tile_ahead(kl, next_kl, h), valid, 0, 0,
-				      qs + h * GROUP_SIZE * HEAD_DIM, KV_SCALE(kb, layer, 0, h),
+				      qs + h * GROUP_SIZE * HEAD_DIM, KV_SCALE(kl, 0, h),
 				      sc + h * GROUP_SIZE);
 		decode_softmax(sc, acc, m, l);
 		for (int h = 0; h < N_KV_HEADS; h++)
 			decode_accumulate(kl + (N_KV_HEADS + h) * TILE_ELEMS,
 					  tile_ahead(kl, next_kl, N_KV_HEADS + h), valid,
-					  KV_SCALE(kb, layer, 1, h), sc + h * GROUP_SIZE,
+					  KV_SCALE(kl, 1, h), sc + h * GROUP_SIZE,
 					  acc + h * GROUP_SIZE * NV);
 	}
 #endif
@@ -987,7 +985,7 @@ kvfpga_decode_merge(const __global float *restrict part_o, const __global float 
 __kernel __attribute__((reqd_work_group_size(1, 1, 1))) void
 kvfpga_prefill(const __global float *restrict q, const __global kv_t *restrict arena,
 	       const __global int *restrict table, __global float *restrict out,
-	       const uint layer, const ulong block_elems, const uint start_pos,
+	       const ulong layer_base, const ulong slice_elems, const uint start_pos,
 	       const uint n_tokens, const float scale,
 	       const ulong scale_offset)
 {
@@ -1023,26 +1021,27 @@ kvfpga_prefill(const __global float *restrict q, const __global kv_t *restrict a
 		l[r] = 0.0f;
 	}
 
-	const ulong k_off = ((ulong)layer * 2 * N_KV_HEADS + kvh) * TILE_ELEMS;
+	const __global kv_t *layer_arena = arena + layer_base;
+	const ulong k_off = (ulong)kvh * TILE_ELEMS;
 	const ulong v_off = k_off + (ulong)N_KV_HEADS * TILE_ELEMS;
 	const uint end_block = last_pos / BLOCK_SIZE + 1;
 
 	/* Block 0 holds position 0, which every row sees: m is finite after it. */
 	for (uint blk = 0; blk < end_block; blk++) {
-		const ulong base = (ulong)table[blk] * block_elems;
+		const __global kv_t *slice = layer_arena + (ulong)table[blk] * slice_elems;
 		const int kpos0 = (int)(blk * BLOCK_SIZE);
 		const int valid = min(BLOCK_SIZE, (int)last_pos + 1 - kpos0);
 
 		float sc[PREFILL_QROWS][BLOCK_SIZE];
 
 		const __global kv_t *next_k =
-			blk + 1 < end_block ? arena + (ulong)table[blk + 1] * block_elems + k_off : 0;
+			blk + 1 < end_block ? layer_arena + (ulong)table[blk + 1] * slice_elems + k_off
+					    : 0;
 
-		prefill_scores(arena + base + k_off, arena + base + v_off, valid, kpos0, qpos, qs,
-			       KV_SCALE(arena + base, layer, 0, kvh), sc);
+		prefill_scores(slice + k_off, slice + v_off, valid, kpos0, qpos, qs,
+			       KV_SCALE(slice, 0, kvh), sc);
 		prefill_softmax(sc, acc, m, l);
-		prefill_accumulate(arena + base + v_off, next_k, valid,
-				   KV_SCALE(arena + base, layer, 1, kvh), sc, acc);
+		prefill_accumulate(slice + v_off, next_k, valid, KV_SCALE(slice, 1, kvh), sc, acc);
 	}
 
 	for (int r = 0; r < PREFILL_QROWS; r++) {

@@ -16,13 +16,17 @@
  *                    chunk), asynchronous: submit returns at once, wait
  *                    completes it.  A job is reusable.
  *
- * Arena layout (the KV cache's, include/kvfpga/kvcache.h): block b starts
- * at byte b * block_bytes; inside a block the order is
- * [layer][kv: 0 = K, 1 = V][kv_head][tile of block_size x head_dim] of the
+ * Arena layout (the KV cache's, include/kvfpga/kvcache.h): an arena of
+ * size bytes holds n_blocks = size / block_bytes blocks, layer-major: the
+ * slice of (layer l, block b) starts at byte (l * n_blocks + b) *
+ * slice_bytes, block_bytes = n_layers * slice_bytes; inside a slice the
+ * order is [kv: 0 = K, 1 = V][kv_head][tile of block_size x head_dim] of the
  * element type, a V tile [slot][dim] and a K tile transposed, [dim][slot]
- * (kvfpga_kvcache_layout).  Position p of a sequence is in block table[p / block_size],
- * slot p % block_size.  Query head h uses KV head h / (n_q_heads /
- * n_kv_heads).
+ * (kvfpga_kvcache_layout).  With more than one layer the size must be a
+ * whole number of blocks (register kvfpga_kvcache_arena.arena_bytes, not
+ * the buffer's size): submits refuse other sizes with -EINVAL.  Position p
+ * of a sequence is in block table[p / block_size], slot p % block_size.
+ * Query head h uses KV head h / (n_q_heads / n_kv_heads).
  *
  * Conventions: every function returns 0 or a negative errno and never
  * prints; out-parameters are written only on success; a NULL object is

@@ -86,18 +86,22 @@ int kvfpga_kvcache_create(struct kvfpga_device *dev, const struct kvfpga_kvcache
 void kvfpga_kvcache_destroy(struct kvfpga_kvcache *kc);
 
 /*
- * Where the attention engine finds K/V.  Block b starts at byte
- * b * block_bytes of the arena; inside a block the order is
- * [layer][kv: 0 = K, 1 = V][kv_head][tile of block_size x head_dim].
- * A V tile is row-major, [slot][dim]; a K tile is transposed, [dim][slot]
- * (the attention kernels then compute a tile's scores without horizontal
- * sums).  Strides are in elements of the dtype; the element offset of
- * (layer l, head h, slot t, dim d) inside a block is
- *   K: l * layer_stride +             h * head_stride + t * k_slot_stride + d * k_dim_stride
- *   V: l * layer_stride + kv_stride + h * head_stride + t * slot_stride + d.
- * For int8 the scales follow the data inside each block: float
- * scales[n_layers][2][n_kv_heads] at byte scale_offset of the block (16-byte
- * aligned), and block_bytes is rounded up to a multiple of 16.
+ * Where the attention engine finds K/V.  The arena is layer-major, as the
+ * attention of one layer reads it: layer l's slices of all blocks come
+ * first, then layer l + 1's.  The slice of (layer l, block b) starts at byte
+ *   l * layer_bytes + b * slice_bytes
+ * so the blocks of a sequence that are adjacent in the arena (a fresh cache
+ * hands them out in ascending order) are one run of memory per layer.
+ * Inside a slice the order is [kv: 0 = K, 1 = V][kv_head][tile of
+ * block_size x head_dim].  A V tile is row-major, [slot][dim]; a K tile is
+ * transposed, [dim][slot] (the attention kernels then compute a tile's
+ * scores without horizontal sums).  Strides are in elements of the dtype;
+ * the element offset of (head h, slot t, dim d) inside a slice is
+ *   K:             h * head_stride + t * k_slot_stride + d * k_dim_stride
+ *   V: kv_stride + h * head_stride + t * slot_stride + d.
+ * For int8 the scales follow the data inside each slice: float
+ * scales[2][n_kv_heads] at byte scale_offset of the slice (16-byte aligned),
+ * and slice_bytes is rounded up to a multiple of 16.
  */
 struct kvfpga_kvcache_layout {
 	uint32_t n_layers, n_kv_heads, head_dim, block_size;
@@ -108,12 +112,12 @@ struct kvfpga_kvcache_layout {
 	uint64_t slot_stride;     /* V: head_dim (V's dims are contiguous) */
 	uint64_t head_stride;     /* block_size * head_dim */
 	uint64_t kv_stride;       /* n_kv_heads * head_stride */
-	uint64_t layer_stride;    /* 2 * kv_stride */
-	uint64_t block_elems;     /* n_layers * layer_stride */
-	uint64_t block_bytes;     /* block_elems * elem_size (int8: plus the scales, rounded) */
-	uint64_t arena_bytes;     /* n_blocks * block_bytes (the buffer may be larger) */
+	uint64_t slice_bytes;     /* 2 * kv_stride * elem_size (int8: plus the scales, rounded) */
+	uint64_t layer_bytes;     /* n_blocks * slice_bytes: one layer's slices */
+	uint64_t block_bytes;     /* n_layers * slice_bytes: what one block holds */
+	uint64_t arena_bytes;     /* n_layers * layer_bytes (the buffer may be larger) */
 	uint64_t bytes_per_token; /* block_bytes / block_size */
-	uint64_t scale_offset;    /* int8: byte offset of the scales in a block; else 0 */
+	uint64_t scale_offset;    /* int8: byte offset of the scales in a slice; else 0 */
 	uint64_t k_slot_stride;   /* K: 1 (a K tile is [dim][slot]) */
 	uint64_t k_dim_stride;    /* K: block_size */
 };
@@ -123,9 +127,10 @@ int kvfpga_kvcache_get_layout(const struct kvfpga_kvcache *kc, struct kvfpga_kvc
 struct kvfpga_kvcache_arena {
 	struct kvfpga_bo *bo; /* owned by the cache: do not free or unmap */
 	void *base;           /* its mapping */
-	uint64_t bo_size;     /* >= n_blocks * block_bytes */
+	uint64_t bo_size;     /* >= arena_bytes */
 	uint64_t card_addr;   /* kvfpga_bo_card_addr(bo) */
 	uint64_t block_bytes;
+	uint64_t arena_bytes; /* n_blocks * block_bytes: register this much with the engine */
 };
 
 int kvfpga_kvcache_get_arena(const struct kvfpga_kvcache *kc, struct kvfpga_kvcache_arena *out);

@@ -249,7 +249,7 @@ static struct arena_mem *g_arenas;
 struct arena {
 	struct kvfpga_attn_shape shape;
 	uint32_t n_blocks;
-	uint64_t block_elems, size;
+	uint64_t slice_elems, size;
 	unsigned char *mem;
 	struct kvfpga_kv_arena *reg;
 	uint32_t next_free; /* blocks are handed out from a shuffled list */
@@ -385,7 +385,9 @@ static void arena_open_on(struct kvfpga_engine *e, struct arena *a,
 	a->shape = *s;
 	a->n_blocks = n_blocks;
 	ck_assert_int_eq(kvfpga_attn_shape_block_bytes(s, &block_bytes), 0);
-	a->block_elems = block_bytes / esize(s);
+	/* f32 and f16 only here: a slice is its K and V tiles, no scales. */
+	a->slice_elems = test_slice_elems(s->n_kv_heads, s->block_size, s->head_dim);
+	ck_assert_uint_eq(a->slice_elems * esize(s) * s->n_layers, block_bytes);
 	a->size = block_bytes * n_blocks;
 	a->backing = arena_mem_new(a->size);
 	a->mem = a->backing->base;
@@ -447,9 +449,10 @@ static uint64_t elem_index(const struct arena *a, const int32_t *table, uint32_t
 {
 	const struct kvfpga_attn_shape *s = &a->shape;
 
-	return (uint64_t)table[pos / s->block_size] * a->block_elems +
-	       test_kv_elem(layer, (uint32_t)kv, head, pos % s->block_size, d, s->n_kv_heads,
-	                    s->block_size, s->head_dim);
+	return test_slice_start(layer, (uint32_t)table[pos / s->block_size], a->n_blocks,
+	                        a->slice_elems) +
+	       test_slice_elem((uint32_t)kv, head, pos % s->block_size, d, s->n_kv_heads,
+	                       s->block_size, s->head_dim);
 }
 
 /*
@@ -1518,6 +1521,24 @@ START_TEST(test_bad_arguments)
 		ck_assert_ptr_nonnull(strstr(kvfpga_attn_job_error(job), "another engine"));
 		kvfpga_kv_arena_release(r2);
 		kvfpga_engine_destroy(e2);
+	}
+	/*
+	 * An arena that is not a whole number of blocks (e.g. a padded buffer's
+	 * full size): the layer offsets depend on the block count, so it is
+	 * refused rather than read with the wrong layer.
+	 */
+	{
+		struct kvfpga_kv_arena *r3;
+
+		ck_assert_int_eq(kvfpga_kv_arena_register(engine(), a.mem, a.size - 4096, &r3), 0);
+		ck_assert_int_eq(kvfpga_attn_decode_submit(job, r3, &b), -EINVAL);
+		ck_assert_ptr_nonnull(strstr(kvfpga_attn_job_error(job), "whole number"));
+		ck_assert_int_eq(kvfpga_attn_prefill_submit(job, r3, &p), -EINVAL);
+		ck_assert_int_eq(kvfpga_attn_reference_decode(s, a.mem, a.size - 4096, &b),
+		                 -EINVAL);
+		ck_assert_int_eq(kvfpga_attn_reference_prefill(s, a.mem, a.size - 4096, &p),
+		                 -EINVAL);
+		kvfpga_kv_arena_release(r3);
 	}
 	ck_assert_int_eq(kvfpga_attn_job_wait(NULL), -EINVAL);
 	ck_assert_int_eq(kvfpga_attn_job_poll(NULL), -EINVAL);

@@ -2,7 +2,7 @@
 /*
  * Attention over a KV cache filled through the cache's own API: the kernels
  * must read exactly the layout libkvfpga's kvcache writes (block tables,
- * [layer][K/V][head][slot][dim], f16 rounding, int8 values and their
+ * layer-major slices of [K/V][head][tile], f16 rounding, int8 values and their
  * per-block scales, copy-on-write blocks of forks), so this test never
  * touches the arena itself.  K/V rows are written with kvfpga_kvseq_write,
  * read back with kvfpga_kvseq_read (the values the cache really holds), and
@@ -150,7 +150,7 @@ static void fx_open(struct fx *f, const struct cfg *c, uint32_t salt)
 		kvfpga_engine_last_error(g_engine, msg, sizeof(msg));
 		ck_abort_msg("%s: attn_create %d: %s", c->name, ret, msg);
 	}
-	ck_assert_int_eq(kvfpga_kv_arena_register(g_engine, ar.base, ar.bo_size, &f->arena), 0);
+	ck_assert_int_eq(kvfpga_kv_arena_register(g_engine, ar.base, ar.arena_bytes, &f->arena), 0);
 	ck_assert_int_eq(kvfpga_attn_job_create(f->attn, &f->job), 0);
 
 	for (uint32_t s = 0; s < N_SEQS; s++) {

@@ -560,10 +560,11 @@ START_TEST(test_kvcache_stores_scalar_bits)
 			                 0);
 
 	for (int t = 0; t < KV_TOKENS; t++) {
-		const uint8_t *blk =
-		        (const uint8_t *)ar.base + (uint64_t)table[t / KV_BS] * lay.block_bytes;
-
 		for (int l = 0; l < KV_LAYERS; l++) {
+			/* The arena is layer-major: layer l's slice of block table[t / KV_BS]. */
+			const uint8_t *slice = (const uint8_t *)ar.base + l * lay.layer_bytes +
+			                       (uint64_t)table[t / KV_BS] * lay.slice_bytes;
+
 			ck_assert_int_eq(
 			        kvfpga_kvseq_read(seq, (uint32_t)l, (uint32_t)t, back[0], back[1]),
 			        0);
@@ -571,15 +572,14 @@ START_TEST(test_kvcache_stores_scalar_bits)
 				for (int h = 0; h < KV_HEADS; h++)
 					for (int d = 0; d < KV_HD; d++) {
 						uint64_t el =
-						        l * lay.layer_stride + kv * lay.kv_stride +
-						        h * lay.head_stride +
+						        kv * lay.kv_stride + h * lay.head_stride +
 						        (kv ? (t % KV_BS) * lay.slot_stride + d
 						            : (t % KV_BS) * lay.k_slot_stride +
 						                         d * lay.k_dim_stride);
 						float f = rows[t][l][kv][h * KV_HD + d];
 						uint16_t stored;
 
-						memcpy(&stored, blk + 2 * el, 2);
+						memcpy(&stored, slice + 2 * el, 2);
 						EXPECT(stored == kvfh_f32_to_f16(f),
 						       "t %d l %d kv %d h %d d %d: 0x%08x "
 						       "stored 0x%04x, want 0x%04x (seed %llu)",

@@ -22,6 +22,7 @@
 struct fx {
 	struct kvfpga_device *dev;
 	struct kvfpga_kvcache *kc;
+	struct kvfpga_kvcache_config cfg; /* what the cache was created with */
 	struct kvfpga_kvcache_layout lay;
 	uint8_t *base;
 };
@@ -53,10 +54,44 @@ static void fx_open(struct fx *f, uint32_t layers, uint32_t heads, uint32_t hd, 
 	cfg.dtype = dtype;
 	cfg.n_blocks = n_blocks;
 	cfg.flags = flags;
+	f->cfg = cfg;
 	ck_assert_int_eq(kvfpga_kvcache_create(f->dev, &cfg, &f->kc), 0);
 	ck_assert_int_eq(kvfpga_kvcache_get_layout(f->kc, &f->lay), 0);
 	ck_assert_int_eq(kvfpga_kvcache_get_arena(f->kc, &ar), 0);
 	f->base = ar.base;
+}
+
+/*
+ * The documented arena layout (docs/kvcache.md, helpers/test_layout.h),
+ * computed from the configuration alone: an independent check of the
+ * library's layout.  The slice of (layer l, block b) starts at byte
+ * (l * n_blocks + b) * slice_bytes.
+ */
+static uint64_t doc_elem_size(const struct fx *f)
+{
+	return f->cfg.dtype == KVFPGA_KVCACHE_F32 ? 4 : f->cfg.dtype == KVFPGA_KVCACHE_F16 ? 2 : 1;
+}
+
+static uint64_t doc_slice_bytes(const struct fx *f)
+{
+	const struct kvfpga_kvcache_config *c = &f->cfg;
+
+	if (c->dtype == KVFPGA_KVCACHE_I8)
+		return test_i8_slice_bytes(c->n_kv_heads, c->block_size, c->head_dim);
+	return test_slice_elems(c->n_kv_heads, c->block_size, c->head_dim) * doc_elem_size(f);
+}
+
+static const uint8_t *doc_slice(const struct fx *f, int32_t block, uint32_t layer)
+{
+	return f->base +
+	       test_slice_start(layer, (uint32_t)block, f->cfg.n_blocks, doc_slice_bytes(f));
+}
+
+static uint64_t doc_slice_elem(const struct fx *f, uint32_t kv, uint32_t head, uint32_t slot,
+                               uint32_t d)
+{
+	return test_slice_elem(kv, head, slot, d, f->cfg.n_kv_heads, f->cfg.block_size,
+	                       f->cfg.head_dim);
 }
 
 static void fx_close(struct fx *f)
@@ -110,13 +145,10 @@ static void write_all(struct fx *f, struct kvfpga_kvseq *s, uint32_t tag, uint32
 static float raw_elem(const struct fx *f, int32_t block, uint32_t layer, uint32_t kv, uint32_t head,
                       uint32_t slot, uint32_t d)
 {
-	const struct kvfpga_kvcache_layout *l = &f->lay;
-	uint64_t esz = l->dtype == KVFPGA_KVCACHE_F32 ? 4 : 2;
-	uint64_t block_bytes =
-	        (uint64_t)l->n_layers * 2 * l->n_kv_heads * l->block_size * l->head_dim * esz;
-	uint64_t off =
-	        test_kv_elem(layer, kv, head, slot, d, l->n_kv_heads, l->block_size, l->head_dim);
-	const uint8_t *p = f->base + (uint64_t)block * block_bytes + off * esz;
+	uint64_t esz = doc_elem_size(f);
+	const uint8_t *p = doc_slice(f, block, layer) + doc_slice_elem(f, kv, head, slot, d) * esz;
+
+	EXPECT(esz != 1, "raw_elem() reads f32 and f16; int8 has raw_i8() and raw_scale()");
 
 	if (esz == 4) {
 		float x;
@@ -306,7 +338,8 @@ START_TEST(test_capacity_from_bytes)
 	struct kvfpga_kvcache *kc;
 	struct kvfpga_kvcache_layout lay;
 	struct kvfpga_kvcache_stats st;
-	const uint64_t block_bytes = 3ull * 2 * 2 * 8 * 4 * 2; /* f16 */
+	const uint64_t slice_bytes = 2ull * 2 * 8 * 4 * 2; /* f16: K and V of 2 heads, 8 x 4 */
+	const uint64_t block_bytes = 3 * slice_bytes;      /* 3 layers */
 
 	kvfpga_kvcache_config_init(&cfg);
 	cfg.n_layers = 3;
@@ -316,8 +349,10 @@ START_TEST(test_capacity_from_bytes)
 	cfg.mem_bytes = 10 * block_bytes + block_bytes - 1;
 	ck_assert_int_eq(kvfpga_kvcache_create(dev, &cfg, &kc), 0);
 	ck_assert_int_eq(kvfpga_kvcache_get_layout(kc, &lay), 0);
+	ck_assert_uint_eq(lay.slice_bytes, slice_bytes);
 	ck_assert_uint_eq(lay.block_bytes, block_bytes);
 	ck_assert_uint_eq(lay.n_blocks, 10);
+	ck_assert_uint_eq(lay.layer_bytes, 10 * slice_bytes);
 	ck_assert_uint_eq(lay.arena_bytes, 10 * block_bytes);
 	ck_assert_int_eq(kvfpga_kvcache_get_stats(kc, &st), 0);
 	ck_assert_uint_eq(st.blocks_total, 10);
@@ -350,11 +385,12 @@ START_TEST(test_layout_strides)
 	ck_assert_uint_eq(f.lay.k_dim_stride, 32);
 	ck_assert_uint_eq(f.lay.head_stride, 32 * 8);
 	ck_assert_uint_eq(f.lay.kv_stride, 2 * 32 * 8);
-	ck_assert_uint_eq(f.lay.layer_stride, 2 * 2 * 32 * 8);
-	ck_assert_uint_eq(f.lay.block_elems, 3 * 2 * 2 * 32 * 8);
+	ck_assert_uint_eq(f.lay.slice_bytes, 2 * 2 * 32 * 8 * esz);
+	ck_assert_uint_eq(f.lay.layer_bytes, 5 * 2 * 2 * 32 * 8 * esz);
 	ck_assert_uint_eq(f.lay.block_bytes, 3 * 2 * 2 * 32 * 8 * esz);
-	ck_assert_uint_eq(f.lay.arena_bytes, 5 * f.lay.block_bytes);
-	ck_assert_uint_eq(f.lay.bytes_per_token, f.lay.block_bytes / 32);
+	ck_assert_uint_eq(f.lay.arena_bytes, 3 * 5 * 2 * 2 * 32 * 8 * esz);
+	ck_assert_uint_eq(f.lay.bytes_per_token, 3 * 2 * 2 * 8 * esz);
+	ck_assert_uint_eq(f.lay.scale_offset, 0);
 	ck_assert_int_eq(kvfpga_kvcache_get_arena(f.kc, &ar), 0);
 	ck_assert_ptr_nonnull(ar.bo);
 	ck_assert_ptr_nonnull(ar.base);
@@ -362,6 +398,7 @@ START_TEST(test_layout_strides)
 	ck_assert_uint_eq(ar.bo_size, kvfpga_bo_size(ar.bo));
 	ck_assert_uint_eq(ar.card_addr, kvfpga_bo_card_addr(ar.bo));
 	ck_assert_uint_eq(ar.block_bytes, f.lay.block_bytes);
+	ck_assert_uint_eq(ar.arena_bytes, f.lay.arena_bytes);
 	ck_assert_int_eq(kvfpga_kvcache_get_arena(NULL, &ar), -EINVAL);
 	ck_assert_int_eq(kvfpga_kvcache_get_arena(f.kc, NULL), -EINVAL);
 	fx_close(&f);
@@ -410,36 +447,122 @@ END_TEST
 START_TEST(test_layout_doc_example)
 {
 	struct fx f;
-	struct kvfpga_kvseq *s;
-	int32_t t[40];
+	struct kvfpga_kvseq *filler, *s;
+	int32_t t[48];
 	float k[4 * 64], v[4 * 64];
+	uint16_t h;
 
-	/* 2 layers, 4 KV heads, head_dim 64, block_size 16, f16: block_bytes 32768. */
+	/*
+	 * 2 layers, 4 KV heads, head_dim 64, block_size 16, f16, 8 blocks:
+	 * slice_bytes 2 * 4 * 16 * 64 * 2 = 16384, layer_bytes 8 * 16384 =
+	 * 131072, block_bytes 2 * 16384 = 32768, arena_bytes 262144.
+	 */
 	fx_open(&f, 2, 4, 64, 16, KVFPGA_KVCACHE_F16, 8, 0);
+	ck_assert_uint_eq(f.lay.slice_bytes, 16384);
+	ck_assert_uint_eq(f.lay.layer_bytes, 131072);
 	ck_assert_uint_eq(f.lay.block_bytes, 32768);
+	ck_assert_uint_eq(f.lay.arena_bytes, 262144);
+	/* A fresh cache hands out blocks 0, 1, 2 to a first sequence of 48
+	 * tokens and 3, 4, 5 to the next one of 40: its table[2] is block 5. */
+	make_tokens(t, 48, 1000);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &filler), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(filler, t, 48, NULL), 0);
 	make_tokens(t, 40, 1);
 	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
 	ck_assert_int_eq(kvfpga_kvseq_append(s, t, 40, NULL), 0);
-	/* V of layer 1, head 2, position 37: block table[2], slot 5, element 10 = 1.5. */
+	ck_assert_int_eq(block_at(s, 2), 5);
+
+	/* V of layer 1, head 2, position 37 (table[2], slot 5), dimension 10 = 1.5:
+	 * slice 1 * 131072 + 5 * 16384 = 212992; tile (1 * 4 + 2) * 16 * 64 =
+	 * 6144, element 6144 + 5 * 64 + 10 = 6474, byte 12948: arena byte 225940. */
 	memset(k, 0, sizeof(k));
 	memset(v, 0, sizeof(v));
 	v[2 * 64 + 10] = 1.5f;
 	ck_assert_int_eq(kvfpga_kvseq_write(s, 1, 37, NULL, v), 0);
-	int32_t b = block_at(s, 2);
-	uint64_t byte = (uint64_t)b * 32768 + ((((1 * 2 + 1) * 4 + 2) * 16 + 5) * 64 + 10) * 2;
-
-	ck_assert_uint_eq(byte - (uint64_t)b * 32768, 29332);
-	uint16_t h;
-
-	memcpy(&h, f.base + byte, 2);
+	_Static_assert(1 * 131072 + 5 * 16384 + ((1 * 4 + 2) * 16 * 64 + 5 * 64 + 10) * 2 == 225940,
+	               "the V address of docs/kvcache.md's example");
+	memcpy(&h, f.base + 225940, 2);
 	ck_assert_uint_eq(h, 0x3e00); /* 1.5 in binary16 */
-	/* K of layer 1, head 2, position 37, element 10 = -2: K tiles are [dim][slot]. */
+	/* K of the same layer, head, position and dimension = -2, K tiles being
+	 * [dim][slot]: tile (0 * 4 + 2) * 1024 = 2048, element 2048 + 10 * 16 + 5 =
+	 * 2213, byte 4426: arena byte 212992 + 4426 = 217418. */
 	k[2 * 64 + 10] = -2.0f;
 	ck_assert_int_eq(kvfpga_kvseq_write(s, 1, 37, k, NULL), 0);
-	byte = (uint64_t)b * 32768 + ((((1 * 2 + 0) * 4 + 2) * 64 + 10) * 16 + 5) * 2;
-	ck_assert_uint_eq(byte - (uint64_t)b * 32768, 20810);
-	memcpy(&h, f.base + byte, 2);
+	_Static_assert(1 * 131072 + 5 * 16384 + ((0 * 4 + 2) * 16 * 64 + 10 * 16 + 5) * 2 == 217418,
+	               "the K address of docs/kvcache.md's example");
+	memcpy(&h, f.base + 217418, 2);
 	ck_assert_uint_eq(h, 0xc000); /* -2 in binary16 */
+	/* Nothing else of the arena changed: only those two halves are nonzero. */
+	for (uint64_t i = 0; i < f.lay.arena_bytes; i += 2) {
+		memcpy(&h, f.base + i, 2);
+		if (i != 225940 && i != 217418)
+			EXPECT(h == 0, "arena byte %llu: 0x%04x", (unsigned long long)i, h);
+	}
+	kvfpga_kvseq_free(s);
+	kvfpga_kvseq_free(filler);
+	fx_close(&f);
+}
+END_TEST
+
+/*
+ * What the layer-major arena is for: a fresh cache hands the blocks of one
+ * append out in ascending order, so each layer's K/V of the sequence is one
+ * run of memory (the slice of table[i + 1] right after that of table[i]),
+ * which attention over that layer streams without a jump.  The run is
+ * compared in one piece with its image built from the documented layout.
+ */
+START_TEST(test_layer_runs_contiguous)
+{
+	enum { LAYERS = 3, HEADS = 2, HD = 8, BS = 4, SEQ_BLOCKS = 5, N = SEQ_BLOCKS * BS };
+	const enum kvfpga_kvcache_dtype dt = _i ? KVFPGA_KVCACHE_F32 : KVFPGA_KVCACHE_F16;
+	const uint64_t esz = _i ? 4 : 2, slice = 2ull * HEADS * BS * HD * esz;
+	static uint8_t want[SEQ_BLOCKS * 2 * HEADS * BS * HD * 4];
+	int32_t t[N], table[SEQ_BLOCKS + 1];
+	struct kvfpga_kvseq *s;
+	uint32_t nb;
+	struct fx f;
+
+	fx_open(&f, LAYERS, HEADS, HD, BS, dt, SEQ_BLOCKS + 2, 0);
+	ck_assert_uint_eq(doc_slice_bytes(&f), slice);
+	make_tokens(t, N, 70);
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &s), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(s, t, N, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_block_table(s, table, SEQ_BLOCKS + 1, &nb), 0);
+	ck_assert_uint_eq(nb, SEQ_BLOCKS);
+	for (uint32_t i = 0; i + 1 < SEQ_BLOCKS; i++)
+		ck_assert_msg(table[i + 1] == table[i] + 1,
+		              "a fresh cache gave blocks %d, %d to table[%u], table[%u]", table[i],
+		              table[i + 1], i, i + 1);
+	write_all(&f, s, 6, 0, N);
+
+	for (uint32_t l = 0; l < LAYERS; l++) {
+		const uint8_t *run = doc_slice(&f, table[0], l);
+
+		/* Every byte of the run: position p in slice p / BS of it, i.e. the slice
+		 * of table[i] at run + i * slice_bytes. */
+		for (uint32_t p = 0; p < N; p++)
+			for (uint32_t kv = 0; kv < 2; kv++)
+				for (uint32_t h = 0; h < HEADS; h++)
+					for (uint32_t d = 0; d < HD; d++) {
+						float x = val(6, p, l, kv, h, d);
+						uint8_t *at =
+						        want + (p / BS) * slice +
+						        doc_slice_elem(&f, kv, h, p % BS, d) * esz;
+
+						if (esz == 4) {
+							memcpy(at, &x, 4);
+						} else {
+							uint16_t half =
+							        kvfpga_kvcache_f16_from_f32(x);
+
+							memcpy(at, &half, 2);
+						}
+					}
+		ck_assert_msg(memcmp(run, want, SEQ_BLOCKS * slice) == 0,
+		              "layer %u: the sequence's K/V are not one run from block %d", l,
+		              table[0]);
+	}
+	kvfpga_kvseq_free(s);
 	fx_close(&f);
 }
 END_TEST
@@ -817,24 +940,28 @@ END_TEST
 
 /* ---- fork / copy-on-write ---- */
 
+/* A whole block is its slice in every layer: buf gets them block by block, layer by layer. */
 static void snapshot(const struct fx *f, const struct kvfpga_kvseq *s, uint8_t *buf)
 {
 	uint32_t nb = n_blocks_of(s);
+	uint64_t slice = doc_slice_bytes(f);
 
 	for (uint32_t i = 0; i < nb; i++)
-		memcpy(buf + i * f->lay.block_bytes, f->base + block_at(s, i) * f->lay.block_bytes,
-		       f->lay.block_bytes);
+		for (uint32_t l = 0; l < f->cfg.n_layers; l++)
+			memcpy(buf + ((uint64_t)i * f->cfg.n_layers + l) * slice,
+			       doc_slice(f, block_at(s, i), l), slice);
 }
 
 static void assert_same_bytes(const struct fx *f, const struct kvfpga_kvseq *s, const uint8_t *buf)
 {
 	uint32_t nb = n_blocks_of(s);
+	uint64_t slice = doc_slice_bytes(f);
 
 	for (uint32_t i = 0; i < nb; i++)
-		ck_assert_msg(memcmp(buf + i * f->lay.block_bytes,
-		                     f->base + block_at(s, i) * f->lay.block_bytes,
-		                     f->lay.block_bytes) == 0,
-		              "block %u of the parent changed", i);
+		for (uint32_t l = 0; l < f->cfg.n_layers; l++)
+			ck_assert_msg(memcmp(buf + ((uint64_t)i * f->cfg.n_layers + l) * slice,
+			                     doc_slice(f, block_at(s, i), l), slice) == 0,
+			              "block %u (layer %u) of the other sequence changed", i, l);
 }
 
 START_TEST(test_fork_cow)
@@ -847,7 +974,7 @@ START_TEST(test_fork_cow)
 	float k[8], v[8];
 
 	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_F32, 12, 0);
-	ck_assert_uint_le(f.lay.block_bytes * 4, sizeof(snap));
+	ck_assert_uint_le(doc_slice_bytes(&f) * f.cfg.n_layers * 4, sizeof(snap));
 	make_tokens(t, 16, 300);
 	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 5, &p), 0);
 	ck_assert_int_eq(kvfpga_kvseq_append(p, t, 10, NULL), 0);
@@ -1500,23 +1627,18 @@ END_TEST
 static int8_t raw_i8(const struct fx *f, int32_t block, uint32_t layer, uint32_t kv, uint32_t head,
                      uint32_t slot, uint32_t d)
 {
-	const struct kvfpga_kvcache_layout *l = &f->lay;
-	uint64_t off =
-	        test_kv_elem(layer, kv, head, slot, d, l->n_kv_heads, l->block_size, l->head_dim);
-
-	return (int8_t)f->base[(uint64_t)block * l->block_bytes + off];
+	return (int8_t)doc_slice(f, block, layer)[doc_slice_elem(f, kv, head, slot, d)];
 }
 
 static float raw_scale(const struct fx *f, int32_t block, uint32_t layer, uint32_t kv,
                        uint32_t head)
 {
-	const struct kvfpga_kvcache_layout *l = &f->lay;
-	uint64_t data = (uint64_t)l->n_layers * 2 * l->n_kv_heads * l->block_size * l->head_dim;
-	uint64_t at = (uint64_t)block * l->block_bytes + ((data + 15) & ~15ull) +
-	              ((layer * 2 + kv) * l->n_kv_heads + head) * 4;
+	const struct kvfpga_kvcache_config *c = &f->cfg;
+	uint64_t at = test_i8_scale_offset(c->n_kv_heads, c->block_size, c->head_dim) +
+	              ((uint64_t)kv * c->n_kv_heads + head) * 4;
 	float s;
 
-	memcpy(&s, f->base + at, 4);
+	memcpy(&s, doc_slice(f, block, layer) + at, 4);
 	return s;
 }
 
@@ -1524,20 +1646,46 @@ START_TEST(test_i8_layout)
 {
 	struct fx f;
 
-	/* Data 1*2*3*2*3 = 36 bytes, scales at 48 (6 floats), block 72 -> 80. */
+	/*
+	 * 1 layer, 3 heads, head_dim 3, block_size 2, 4 blocks: slice data
+	 * 2 * 3 * 2 * 3 = 36 bytes, scales at 48 (2 * 3 floats, 24 bytes), slice
+	 * 48 + 24 = 72 -> 80; block 1 * 80, layer 4 * 80 = 320, arena 1 * 320,
+	 * 80 / 2 = 40 bytes per token.
+	 */
 	fx_open(&f, 1, 3, 3, 2, KVFPGA_KVCACHE_I8, 4, 0);
 	ck_assert_uint_eq(f.lay.elem_size, 1);
-	ck_assert_uint_eq(f.lay.block_elems, 36);
-	ck_assert_uint_eq(f.lay.scale_offset, 48);
-	ck_assert_uint_eq(f.lay.block_bytes, 80);
 	ck_assert_uint_eq(f.lay.head_stride, 6);
+	ck_assert_uint_eq(f.lay.kv_stride, 18);
+	ck_assert_uint_eq(f.lay.scale_offset, 48);
+	ck_assert_uint_eq(f.lay.slice_bytes, 80);
+	ck_assert_uint_eq(f.lay.block_bytes, 80);
+	ck_assert_uint_eq(f.lay.layer_bytes, 320);
 	ck_assert_uint_eq(f.lay.arena_bytes, 320);
 	ck_assert_uint_eq(f.lay.bytes_per_token, 40);
 	fx_close(&f);
-	/* Already aligned data: scales right after it. */
+	/*
+	 * The same with 2 layers: every slice has its own scales, so the block is
+	 * 2 * 80 = 160 (block-major it was 72 data, scales at 80, 128), layer
+	 * 320, arena 2 * 320 = 640, 160 / 2 = 80 bytes per token.
+	 */
+	fx_open(&f, 2, 3, 3, 2, KVFPGA_KVCACHE_I8, 4, 0);
+	ck_assert_uint_eq(f.lay.scale_offset, 48);
+	ck_assert_uint_eq(f.lay.slice_bytes, 80);
+	ck_assert_uint_eq(f.lay.block_bytes, 160);
+	ck_assert_uint_eq(f.lay.layer_bytes, 320);
+	ck_assert_uint_eq(f.lay.arena_bytes, 640);
+	ck_assert_uint_eq(f.lay.bytes_per_token, 80);
+	fx_close(&f);
+	/*
+	 * Already aligned data, scales right after it: 2 layers, 2 heads,
+	 * head_dim 4, block_size 4: data 2 * 2 * 4 * 4 = 64, scales at 64 (4
+	 * floats, 16 bytes), slice 80, block 160, layer 4 * 80 = 320.
+	 */
 	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_I8, 4, 0);
-	ck_assert_uint_eq(f.lay.scale_offset, 128);
-	ck_assert_uint_eq(f.lay.block_bytes, 128 + 32);
+	ck_assert_uint_eq(f.lay.scale_offset, 64);
+	ck_assert_uint_eq(f.lay.slice_bytes, 80);
+	ck_assert_uint_eq(f.lay.block_bytes, 160);
+	ck_assert_uint_eq(f.lay.layer_bytes, 320);
 	fx_close(&f);
 	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_F16, 4, 0);
 	ck_assert_uint_eq(f.lay.scale_offset, 0);
@@ -1664,19 +1812,27 @@ START_TEST(test_i8_fresh_block_scales)
 	int32_t t[1] = { 5 };
 	float big[2] = { 1000.0f, -1000.0f }, small[2] = { 0.002f, -0.001f }, back[2];
 
-	fx_open(&f, 1, 1, 2, 4, KVFPGA_KVCACHE_I8, 1, KVFPGA_KVCACHE_NO_PREFIX_CACHING);
+	/* Two layers: the scales of every slice of the block are reset. */
+	fx_open(&f, 2, 1, 2, 4, KVFPGA_KVCACHE_I8, 1, KVFPGA_KVCACHE_NO_PREFIX_CACHING);
 	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &a), 0);
 	ck_assert_int_eq(kvfpga_kvseq_append(a, t, 1, NULL), 0);
 	ck_assert_int_eq(kvfpga_kvseq_write(a, 0, 0, big, big), 0);
+	ck_assert_int_eq(kvfpga_kvseq_write(a, 1, 0, big, big), 0);
 	int32_t blk = block_at(a, 0);
 
+	for (uint32_t l = 0; l < 2; l++)
+		for (uint32_t kv = 0; kv < 2; kv++)
+			ck_assert(raw_scale(&f, blk, l, kv, 0) == 1000.0f / 127.0f);
 	kvfpga_kvseq_free(a);
 	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 0, &b), 0);
 	ck_assert_int_eq(kvfpga_kvseq_append(b, t, 1, NULL), 0);
 	ck_assert_int_eq(block_at(b, 0), blk);
-	ck_assert(raw_scale(&f, blk, 0, 0, 0) == 0.0f);
-	ck_assert_int_eq(kvfpga_kvseq_write(b, 0, 0, small, NULL), 0);
-	ck_assert_int_eq(kvfpga_kvseq_read(b, 0, 0, back, NULL), 0);
+	for (uint32_t l = 0; l < 2; l++)
+		for (uint32_t kv = 0; kv < 2; kv++)
+			ck_assert_msg(raw_scale(&f, blk, l, kv, 0) == 0.0f,
+			              "layer %u kv %u: the last user's scale", l, kv);
+	ck_assert_int_eq(kvfpga_kvseq_write(b, 1, 0, small, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_read(b, 1, 0, back, NULL), 0);
 	ck_assert_float_le(fabsf(back[0] - small[0]), 0.5f * 0.002f / 127.0f * 1.0001f);
 	ck_assert_float_le(fabsf(back[1] - small[1]), 0.5f * 0.002f / 127.0f * 1.0001f);
 	fx_close(&f);
@@ -1839,6 +1995,7 @@ static Suite *kvcache_suite(void)
 	tcase_add_loop_test(tc, test_layout_strides, 0, 2);
 	tcase_add_loop_test(tc, test_layout_offsets, 0, 2);
 	tcase_add_test(tc, test_layout_doc_example);
+	tcase_add_loop_test(tc, test_layer_runs_contiguous, 0, 2);
 	tcase_add_test(tc, test_append_basic);
 	tcase_add_test(tc, test_seq_bad_args);
 	tcase_add_test(tc, test_write_range_stride);

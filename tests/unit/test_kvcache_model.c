@@ -99,7 +99,7 @@ struct model {
 	struct kvfpga_device *dev;
 	struct kvfpga_kvcache *kc;
 	const uint8_t *base;
-	uint64_t block_bytes;
+	uint64_t slice_bytes; /* one (layer, block) slice, from the documented layout */
 };
 
 static void model_fail(const struct model *m, const char *fmt, ...)
@@ -471,21 +471,21 @@ static float arena_elem(const struct model *m, int32_t block, uint32_t layer, ui
 {
 	const struct config *c = m->cfg;
 	uint64_t esz = c->dtype == KVFPGA_KVCACHE_F32 ? 4 : c->dtype == KVFPGA_KVCACHE_F16 ? 2 : 1;
-	uint64_t off = test_kv_elem(layer, kv, head, slot, d, c->heads, c->block_size, c->head_dim);
-	const uint8_t *blk = m->base + (uint64_t)block * m->block_bytes;
+	uint64_t off = test_slice_elem(kv, head, slot, d, c->heads, c->block_size, c->head_dim);
+	const uint8_t *slice =
+	        m->base + test_slice_start(layer, (uint32_t)block, c->n_blocks, m->slice_bytes);
 	float f = 0;
 
 	if (esz == 4) {
-		memcpy(&f, blk + off * 4, 4);
+		memcpy(&f, slice + off * 4, 4);
 	} else if (esz == 2) {
-		memcpy(raw16, blk + off * 2, 2);
+		memcpy(raw16, slice + off * 2, 2);
 	} else {
-		uint64_t data = (uint64_t)c->layers * 2 * c->heads * c->block_size * c->head_dim;
-		uint64_t scale_at =
-		        ((data + 15) & ~15ull) + ((layer * 2 + kv) * c->heads + head) * 4;
+		uint64_t scale_at = test_i8_scale_offset(c->heads, c->block_size, c->head_dim) +
+		                    ((uint64_t)kv * c->heads + head) * 4;
 
-		memcpy(&f, blk + scale_at, 4);
-		f *= (float)(int8_t)blk[off];
+		memcpy(&f, slice + scale_at, 4);
+		f *= (float)(int8_t)slice[off];
 	}
 	return f;
 }
@@ -895,17 +895,20 @@ START_TEST(test_model_random_ops)
 	ck_assert_int_eq(kvfpga_kvcache_create(m->dev, &cfg, &m->kc), 0);
 	ck_assert_int_eq(kvfpga_kvcache_get_arena(m->kc, &ar), 0);
 	m->base = ar.base;
-	m->block_bytes = ar.block_bytes;
 	{
-		/* The documented block size, computed independently. */
-		uint64_t data = (uint64_t)c->layers * 2 * c->heads * c->block_size * c->head_dim;
-		uint64_t want = c->dtype == KVFPGA_KVCACHE_F32 ? data * 4
-		                : c->dtype == KVFPGA_KVCACHE_F16
-		                        ? data * 2
-		                        : (((data + 15) & ~15ull) + 8ull * c->layers * c->heads +
-		                           15) & ~15ull;
+		/* The documented slice size, computed independently; a block is one slice
+		 * per layer. */
+		uint64_t elems = test_slice_elems(c->heads, c->block_size, c->head_dim);
 
-		ck_assert_uint_eq(m->block_bytes, want);
+		m->slice_bytes =
+		        c->dtype == KVFPGA_KVCACHE_F32 ? elems * 4
+		        : c->dtype == KVFPGA_KVCACHE_F16
+		                ? elems * 2
+		                : test_i8_slice_bytes(c->heads, c->block_size, c->head_dim);
+		ck_assert_uint_eq(ar.block_bytes, c->layers * m->slice_bytes);
+		ck_assert_uint_eq(ar.arena_bytes,
+		                  (uint64_t)c->n_blocks * c->layers * m->slice_bytes);
+		ck_assert_uint_ge(ar.bo_size, ar.arena_bytes);
 	}
 
 	for (m->step = 0; m->step < n_ops;) {

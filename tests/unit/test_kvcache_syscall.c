@@ -44,6 +44,7 @@
 #define HEAD_DIM 8
 #define ROW      (HEADS * HEAD_DIM)
 #define BS       16
+#define N_BLOCKS 8
 
 /* Child exit codes: which step went wrong. */
 enum {
@@ -99,7 +100,7 @@ static void rig_open(struct rig *r, enum kvfpga_kvcache_dtype dtype)
 	cfg.head_dim = HEAD_DIM;
 	cfg.block_size = BS;
 	cfg.dtype = dtype;
-	cfg.n_blocks = 8;
+	cfg.n_blocks = N_BLOCKS;
 	ck_assert_int_eq(kvfpga_kvcache_create(r->dev, &cfg, &r->kc), 0);
 	ck_assert_int_eq(kvfpga_kvcache_get_layout(r->kc, &r->lay), 0);
 	ck_assert_int_eq(kvfpga_kvcache_get_arena(r->kc, &ar), 0);
@@ -214,22 +215,33 @@ static int run_child(struct rig *r, int deliberate_syscall)
 	return status;
 }
 
+/* Layer @layer's slice of the rig's block in the layer-major arena (helpers/test_layout.h). */
+static const uint8_t *slice_of(const struct rig *r, uint32_t layer)
+{
+	uint64_t elems = test_slice_elems(HEADS, BS, HEAD_DIM);
+	uint64_t slice_bytes = r->lay.dtype == KVFPGA_KVCACHE_F32 ? elems * 4
+	                       : r->lay.dtype == KVFPGA_KVCACHE_F16
+	                               ? elems * 2
+	                               : test_i8_slice_bytes(HEADS, BS, HEAD_DIM);
+
+	return r->base + test_slice_start(layer, (uint32_t)r->block, N_BLOCKS, slice_bytes);
+}
+
 /* What the child wrote is in the shared arena: it really did the work. */
 static void assert_child_wrote(const struct rig *r)
 {
-	const uint64_t esz = r->lay.elem_size;
+	const uint64_t esz = r->lay.dtype == KVFPGA_KVCACHE_F32   ? 4
+	                     : r->lay.dtype == KVFPGA_KVCACHE_F16 ? 2
+	                                                          : 1;
 
 	for (uint32_t pos = 1; pos < BS; pos++)
 		for (uint32_t l = 0; l < LAYERS; l++)
 			for (uint32_t kv = 0; kv < 2; kv++)
 				for (uint32_t h = 0; h < HEADS; h++)
 					for (uint32_t d = 0; d < HEAD_DIM; d++) {
-						uint64_t off = test_kv_elem(l, kv, h, pos, d, HEADS,
-						                            BS, HEAD_DIM);
-						const uint8_t *p =
-						        r->base +
-						        (uint64_t)r->block * r->lay.block_bytes +
-						        off * esz;
+						uint64_t off = test_slice_elem(kv, h, pos, d, HEADS,
+						                               BS, HEAD_DIM);
+						const uint8_t *p = slice_of(r, l) + off * esz;
 						float want = value(pos, l, kv, h * HEAD_DIM + d),
 						      got;
 
@@ -245,16 +257,14 @@ static void assert_child_wrote(const struct rig *r)
 						} else {
 							/* q * scale, within one step (two
 							 * roundings). */
-							const uint8_t *blk =
-							        r->base +
-							        (uint64_t)r->block *
-							                r->lay.block_bytes;
 							float scale;
 
 							memcpy(&scale,
-							       blk + r->lay.scale_offset +
-							               ((l * 2 + kv) * HEADS + h) *
-							                       4,
+							       slice_of(r, l) +
+							               test_i8_scale_offset(
+							                       HEADS, BS,
+							                       HEAD_DIM) +
+							               (kv * HEADS + h) * 4,
 							       4);
 							got = (float)(int8_t)*p * scale;
 							tolerance = scale;
