@@ -567,6 +567,40 @@ START_TEST(test_layer_runs_contiguous)
 }
 END_TEST
 
+/*
+ * After churn: a freed sequence's published blocks are evicted tail first
+ * (the prefix is worth more), i.e. in descending order, and freed private
+ * blocks come back from a LIFO.  One append still gets its new blocks in
+ * ascending order, so a prompt prefilled into blocks that were one run is one
+ * run again.
+ */
+START_TEST(test_append_sorts_new_blocks)
+{
+	enum { BS = 4, NB = 8, N = NB * BS };
+	int32_t t[N], u[N], table[NB];
+	struct kvfpga_kvseq *a, *b;
+	uint32_t nb;
+	struct fx f;
+
+	fx_open(&f, 2, 1, 4, BS, KVFPGA_KVCACHE_F16, NB, (uint32_t)_i);
+	make_tokens(t, N, 10);
+	make_tokens(u, N, 500);
+	a = computed_seq(&f, 0, t, N, 3);
+	kvfpga_kvseq_free(a); /* cached (prefix caching) or free (not) */
+	ck_assert_int_eq(kvfpga_kvseq_create(f.kc, 1, &b), 0);
+	ck_assert_int_eq(kvfpga_kvseq_append(b, u, N, NULL), 0);
+	ck_assert_int_eq(kvfpga_kvseq_block_table(b, table, NB, &nb), 0);
+	ck_assert_uint_eq(nb, NB);
+	for (uint32_t i = 0; i < NB; i++)
+		ck_assert_msg(table[i] == (int32_t)i, "table[%u] is block %d after churn (%s)", i,
+		              table[i], _i ? "no prefix caching" : "evicted");
+	if (!_i)
+		ck_assert_uint_eq(stats_of(&f).evictions, NB);
+	kvfpga_kvseq_free(b);
+	fx_close(&f);
+}
+END_TEST
+
 /* ---- append / write / read ---- */
 
 START_TEST(test_append_basic)
@@ -1996,6 +2030,8 @@ static Suite *kvcache_suite(void)
 	tcase_add_loop_test(tc, test_layout_offsets, 0, 2);
 	tcase_add_test(tc, test_layout_doc_example);
 	tcase_add_loop_test(tc, test_layer_runs_contiguous, 0, 2);
+	tcase_add_loop_test(tc, test_append_sorts_new_blocks, 0,
+	                    (int)KVFPGA_KVCACHE_NO_PREFIX_CACHING + 1);
 	tcase_add_test(tc, test_append_basic);
 	tcase_add_test(tc, test_seq_bad_args);
 	tcase_add_test(tc, test_write_range_stride);
