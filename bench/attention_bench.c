@@ -16,13 +16,15 @@
  * run, 2 threads read the kernel run's bytes in the same order with the same
  * plain summing loop as the bandwidth run (each block's slice of the layer,
  * blocks in table order, two blocks side by side as the CPU decode kernel
- * reads them: PATTERN_SIDE_BY_SIDE).  The table is shuffled, so the runs
- * between jumps are only one block's slice of one layer; how fast a plain
- * read of that pattern goes bounds what a kernel can do with it.
+ * reads them: PATTERN_SIDE_BY_SIDE).  With the default shuffled table the
+ * runs between jumps are only one block's slice of one layer; with --table
+ * address (ascending blocks, as a fresh KV cache gives a sequence) the arena's
+ * layer-major layout makes the whole layer one run.  How fast a plain read
+ * of that pattern goes bounds what a kernel can do with it.
  * docs/attention.md explains how to read the numbers.
  *
  *   attention_bench [--json] [--context N] [--block-size N] [--reps N] [--min-ratio X]
- *                   [--table shuffled|address] [--quick]
+ *                   [--table address|shuffled|both] [--quick]
  *
  * The OpenCL device comes from KVFPGA_OPENCL_DEVICE as for the library.
  */
@@ -115,7 +117,7 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 	float *q = NULL, *out = NULL, *ref = NULL;
 	double *kt = NULL, *ht = NULL, *pt = NULL, *rt = NULL;
 	struct bench_run *runs = NULL;
-	uint64_t slice_bytes;
+	uint64_t slice_bytes, arena_layer_bytes;
 	const int32_t *tables[1];
 	char msg[KVFPGA_ENGINE_MSG_MAX];
 	int ret;
@@ -147,8 +149,13 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* Random finite K/V in the first block, copied to the others. */
-	for (uint64_t i = 0; i < block_bytes / esz; i++) {
+	/*
+	 * Random finite K/V in the first slice (one layer of one block: its K
+	 * tiles then its V tiles, docs/kvcache.md), copied to the others.
+	 */
+	slice_bytes = (uint64_t)2 * bc->n_kv_heads * block_size * bc->head_dim * esz;
+	arena_layer_bytes = slice_bytes * n_blocks;
+	for (uint64_t i = 0; i < slice_bytes / esz; i++) {
 		float v = rnd(&seed);
 
 		if (esz == 2) {
@@ -159,8 +166,8 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 			memcpy(arena + i * 4, &v, 4);
 		}
 	}
-	for (uint32_t blk = 1; blk < n_blocks; blk++)
-		memcpy(arena + (size_t)blk * block_bytes, arena, (size_t)block_bytes);
+	for (uint64_t s = 1; s < (uint64_t)n_blocks * shape.n_layers; s++)
+		memcpy(arena + s * slice_bytes, arena, (size_t)slice_bytes);
 	/*
 	 * A shuffled table, as blocks come from a free list after churn; or, with
 	 * --table address, the ascending one a fresh KV cache hands a single
@@ -221,8 +228,6 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 
 	res->kv_bytes = (double)layer_bytes;
 	res->kernel_best = res->host_best = res->pattern_best = 0;
-	/* A layer's K tiles then V tiles, contiguous in each block (docs/kvcache.md). */
-	slice_bytes = (uint64_t)2 * bc->n_kv_heads * block_size * bc->head_dim * esz;
 	for (int r = -1; r < reps; r++) {
 		double t0, t, hb;
 
@@ -240,8 +245,8 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 		hb = bench_read_bw(bw, BW_THREADS);
 		/* The 1 GiB pass above has evicted the layer: the pattern is read from memory. */
 		for (uint32_t i = 0; i < n_blocks; i++) {
-			runs[i].p = arena + (size_t)table[i] * block_bytes +
-			            (size_t)b.layer * slice_bytes;
+			runs[i].p = arena + b.layer * arena_layer_bytes +
+			            (uint64_t)table[i] * slice_bytes;
 			runs[i].bytes = (size_t)slice_bytes;
 		}
 		double pb = bench_read_runs_bw(runs, n_blocks, PATTERN_SIDE_BY_SIDE, BW_THREADS,
@@ -291,7 +296,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: attention_bench [--json] [--context N] [--block-size N] [--reps N]\n"
-	        "                       [--min-ratio X] [--table shuffled|address] [--quick]\n"
+	        "                       [--min-ratio X] [--table address|shuffled|both] [--quick]\n"
 	        "  Decode attention throughput (KV bytes read per second) over host memory read\n"
 	        "  bandwidth (%d threads) measured in the same run.\n"
 	        "  --json         machine-readable output on stdout\n"
@@ -299,8 +304,9 @@ static void usage(FILE *f)
 	        "  --block-size N tokens per KV block, a power of two up to 256 (default 16)\n"
 	        "  --reps N       timed runs per case (default 7)\n"
 	        "  --min-ratio X  exit 1 if any case's best ratio is below X\n"
-	        "  --table T      block table order: shuffled (default, a cache after churn) or\n"
-	        "                 address (ascending, as a fresh cache gives one sequence)\n"
+	        "  --table T      block table order: address (ascending, as kvfpga_kvcache gives\n"
+	        "                 a sequence its new blocks), shuffled (blocks scattered by\n"
+	        "                 churn), or both (default: address first)\n"
 	        "  --quick        2048-token context, 3 runs (a smoke test)\n"
 	        "  KVFPGA_OPENCL_DEVICE selects the OpenCL device as for the library.\n",
 	        BW_THREADS);
@@ -321,10 +327,13 @@ int main(int argc, char **argv)
 	};
 	struct kvfpga_engine_opts opts;
 	struct kvfpga_engine *engine = NULL;
-	struct result res[sizeof(cases) / sizeof(cases[0])];
+	enum { N_CASES = sizeof(cases) / sizeof(cases[0]) };
+	static const char *const table_names[2] = { "address", "shuffled" };
+	struct result res[2 * N_CASES];
+	int first_table = 0, n_tables = 2;
 	char msg[KVFPGA_ENGINE_MSG_MAX], dev[512];
 	uint32_t context = 16384, block_size = 16;
-	int reps = 7, json = 0, c, ret, below = 0, in_address_order = 0;
+	int reps = 7, json = 0, c, ret, below = 0;
 	double min_ratio = 0;
 	struct bench_membuf bw;
 	size_t bw_bytes;
@@ -353,9 +362,14 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			if (!strcmp(optarg, "address")) {
-				in_address_order = 1;
+				first_table = 0;
+				n_tables = 1;
 			} else if (!strcmp(optarg, "shuffled")) {
-				in_address_order = 0;
+				first_table = 1;
+				n_tables = 1;
+			} else if (!strcmp(optarg, "both")) {
+				first_table = 0;
+				n_tables = 2;
 			} else {
 				usage(stderr);
 				return 2;
@@ -396,23 +410,27 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (!json) {
-		printf("decode attention, %u-token context, %u-token blocks (table %s), batch 1, "
-		       "one layer per run; %s\n",
-		       context, block_size, in_address_order ? "in address order" : "shuffled",
-		       dev);
+		printf("decode attention, %u-token context, %u-token blocks, batch 1, one layer "
+		       "per run; %s\n",
+		       context, block_size, dev);
 		printf("%s\n", workers);
-		printf("host read bandwidth: %d threads over %zu MiB (LLC %zu MiB)\n\n", BW_THREADS,
+		printf("host read bandwidth: %d threads over %zu MiB (LLC %zu MiB)\n", BW_THREADS,
 		       bw.bytes >> 20, bench_llc_bytes() >> 20);
-		printf("%-27s %7s %7s %8s %9s %8s %6s %6s %6s %9s %6s %8s\n", "case", "KV MiB",
-		       "ms", "KV GB/s", "host GB/s", "med GB/s", "ratio", "med", "pairs",
-		       "patt GB/s", "/patt", "max err");
 	}
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct result *r = &res[i];
+	for (int k = 0; k < n_tables * N_CASES; k++) {
+		int t = first_table + k / N_CASES, i = k % N_CASES;
+		struct result *r = &res[k];
 		double ratio, ratio_med;
 
-		ret = run_case(engine, &cases[i], context, block_size, in_address_order, reps, &bw,
-		               r);
+		if (!json && i == 0) {
+			printf("\nblock table %s\n",
+			       t == 0 ? "in address order (a sequence's blocks from one append)"
+			              : "shuffled (blocks scattered by churn)");
+			printf("%-27s %7s %7s %8s %9s %8s %6s %6s %6s %9s %6s %8s\n", "case",
+			       "KV MiB", "ms", "KV GB/s", "host GB/s", "med GB/s", "ratio", "med",
+			       "pairs", "patt GB/s", "/patt", "max err");
+		}
+		ret = run_case(engine, &cases[i], context, block_size, t == 0, reps, &bw, r);
 		if (ret) {
 			fprintf(stderr, "attention_bench: %s failed: %s\n", cases[i].name,
 			        strerror(-ret));
@@ -441,18 +459,19 @@ int main(int argc, char **argv)
 		json_object_object_add(root, "cl_workers", json_object_new_string(workers));
 		json_object_object_add(root, "context", json_object_new_int64(context));
 		json_object_object_add(root, "block_size", json_object_new_int64(block_size));
-		json_object_object_add(
-		        root, "table",
-		        json_object_new_string(in_address_order ? "address" : "shuffled"));
 		json_object_object_add(root, "reps", json_object_new_int(reps));
 		json_object_object_add(root, "bandwidth_threads", json_object_new_int(BW_THREADS));
 		json_object_object_add(root, "bandwidth_buffer_bytes",
 		                       json_object_new_int64((int64_t)bw.bytes));
-		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int k = 0; k < n_tables * N_CASES; k++) {
 			json_object *o = json_object_new_object();
-			struct result *r = &res[i];
+			struct result *r = &res[k];
+			int i = k % N_CASES;
 
 			json_object_object_add(o, "case", json_object_new_string(cases[i].name));
+			json_object_object_add(
+			        o, "table",
+			        json_object_new_string(table_names[first_table + k / N_CASES]));
 			json_object_object_add(o, "head_dim",
 			                       json_object_new_int((int)cases[i].head_dim));
 			json_object_object_add(o, "n_q_heads",

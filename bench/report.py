@@ -129,11 +129,14 @@ def fig_attention_bench(a):
     """attention_bench reports medians and bests only (no min): kept as it gives them."""
     out = []
     for c in a["cases"]:
+        table = c.get("table", a.get("table", "shuffled"))
         out.append({
-            "figure": 2, "name": f"attention_bench: decode {c['case']}, context {a['context']}",
+            "figure": 2, "name": f"attention_bench: decode {c['case']}, context {a['context']}, "
+                                 f"table {table}",
             "params": {"head_dim": c["head_dim"], "n_q_heads": c["n_q_heads"],
                        "n_kv_heads": c["n_kv_heads"], "kv_dtype": c["kv_dtype"],
-                       "context": a["context"], "batch": 1, "source": "bench/attention_bench"},
+                       "context": a["context"], "batch": 1, "table": table,
+                       "source": "bench/attention_bench"},
             "value": {"unit": "bytes/s", "median": c["kv_bytes_per_s_median"],
                       "best": c["kv_bytes_per_s_best"], "n": a["reps"]},
             "baseline": {"unit": "bytes/s", "median": c["host_bytes_per_s_median"],
