@@ -16,11 +16,11 @@
  * run, 2 threads read the kernel run's bytes in the same order with the same
  * plain summing loop as the bandwidth run (each block's slice of the layer,
  * blocks in table order, two blocks side by side as the CPU decode kernel
- * reads them: PATTERN_SIDE_BY_SIDE).  With the default shuffled table the
- * runs between jumps are only one block's slice of one layer; with --table
- * address (ascending blocks, as a fresh KV cache gives a sequence) the arena's
- * layer-major layout makes the whole layer one run.  How fast a plain read
- * of that pattern goes bounds what a kernel can do with it.
+ * reads them: PATTERN_SIDE_BY_SIDE).  With a shuffled table the runs between
+ * jumps are only one block's slice of one layer; in address order (ascending
+ * blocks, as one append gives a sequence) the arena's layer-major layout
+ * makes the whole layer one run.  How fast a plain read of that pattern goes
+ * bounds what a kernel can do with it.
  * docs/attention.md explains how to read the numbers.
  *
  *   attention_bench [--json] [--context N] [--block-size N] [--reps N] [--min-ratio X]

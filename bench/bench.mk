@@ -43,3 +43,6 @@ bench-harness: bench-attention $(BENCH_HARNESS_BINS) $(BENCH_BINS) $(BUILD)/bin/
 		$(BUILD)/bin/kvfpga-genmodel $(BUILD)/bin/kvfpga-mkcard $(BUILD)/vmhost/kvfpga-vm-agent
 	BUILD=$(BUILD) BENCH_QUICK=$(BENCH_QUICK) BENCH_CC="$(CC)" BENCH_CFLAGS="$(CFLAGS)" \
 		bench/run-bench.sh
+
+# Header dependencies of the benchmarks' objects (-MMD).
+-include $(wildcard $(BUILD)/bench/*.d)

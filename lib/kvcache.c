@@ -151,7 +151,6 @@ int kvfpga_kvcache_create(struct kvfpga_device *dev, const struct kvfpga_kvcache
 	if (ret)
 		goto fail;
 	kc->base = map;
-	kc->bo_size = kvfpga_bo_size(kc->bo);
 
 	/* Free list in ascending order: block 0 is handed out first. */
 	for (uint32_t i = 0; i < n; i++) {
@@ -203,7 +202,6 @@ int kvfpga_kvcache_get_arena(const struct kvfpga_kvcache *kc, struct kvfpga_kvca
 		return -EINVAL;
 	out->bo = kc->bo;
 	out->base = kc->base;
-	out->bo_size = kc->bo_size;
 	out->card_addr = kvfpga_bo_card_addr(kc->bo);
 	out->block_bytes = kc->lay.block_bytes;
 	out->arena_bytes = kc->lay.arena_bytes;

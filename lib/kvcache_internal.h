@@ -33,7 +33,6 @@ struct kvfpga_kvcache {
 	struct kvfpga_device *dev;
 	struct kvfpga_bo *bo;
 	uint8_t *base; /* the arena mapping */
-	uint64_t bo_size;
 	struct kvfpga_kvcache_layout lay;
 	uint32_t flags;
 	uint32_t bs_shift;           /* log2(block_size) */

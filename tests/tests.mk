@@ -31,3 +31,6 @@ $(BUILD)/vmhost/kvfpga-vm-agent: tests/vm/host_agent.c tests/vm/pattern.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $<
 vm-tests: $(BUILD)/vmhost/kvfpga-vm-agent $(BUILD)/bin/kvfpga-mkcard
+
+# Header dependencies of the test objects (-MMD), so a changed header rebuilds them.
+-include $(wildcard $(BUILD)/tests/unit/*.d $(BUILD)/tests/unit/helpers/*.d $(BUILD)/tests/vm/*.d)

@@ -21,3 +21,6 @@ $(BUILD)/bin/kvfpga-mkcard: $(BUILD)/tools/kvfpga-mkcard.o
 	$(CC) $(LDFLAGS) -o $@ $< -lz
 
 .SECONDARY:
+
+# Header dependencies of the tools' objects (-MMD).
+-include $(wildcard $(BUILD)/tools/*.d)

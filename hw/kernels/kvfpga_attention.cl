@@ -536,8 +536,10 @@ static float max4(float4 v)
  * Output vectors a pass keeps: 16, or for f32 up to 32 when that lets one
  * pass take whole rows, so that each V row is read once (some spill, but
  * GQA 4 f32 at head_dim 128 ran 2-3% faster from memory than with two
- * passes of 16; GQA 8, still two passes with 32, ran 1.5% slower, and
- * f16/int8, which widen into registers too, 4% slower).
+ * passes of 16; GQA 8 at 128, still two passes with 32, ran 1.5% slower,
+ * and f16/int8, which widen into registers too, 4% slower).  Other shapes
+ * that qualify, GQA 8 at head_dim 64 and GQA 2 above 128, were within the
+ * noise (3%) of a run next to another job.
  */
 #define AC_WIDE (!KV_F16 && !KV_I8 && 32 / AC_HEADS >= NV)
 #define AC_SUMS_MAX (AC_WIDE ? 32 : 16)

@@ -248,7 +248,12 @@ int kvfpga_attn_query(const struct kvfpga_attn *attn, struct kvfpga_attn_info *i
 
 /*
  * Makes @size bytes at @base (page aligned, e.g. kvfpga_kvcache_arena.base)
- * readable by the kernels with CL_MEM_USE_HOST_PTR.  -E2BIG when @size is
+ * readable by the kernels with CL_MEM_USE_HOST_PTR.  @size is the arena,
+ * not the buffer around it (kvfpga_kvcache_arena.arena_bytes): the kernels
+ * take the block count, and so each layer's place, from it.  Submits refuse
+ * a size that is not a whole number of blocks when the shape has several
+ * layers; a buffer padded by whole blocks would pass that check and read
+ * the wrong layers.  -E2BIG when @size is
  * above the device's largest buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE).  The memory must stay
  * mapped until the arena is released; the kernels read it as it is when
  * they run (writes by the host in between need no OpenCL call on devices

@@ -127,10 +127,14 @@ int kvfpga_kvcache_get_layout(const struct kvfpga_kvcache *kc, struct kvfpga_kvc
 struct kvfpga_kvcache_arena {
 	struct kvfpga_bo *bo; /* owned by the cache: do not free or unmap */
 	void *base;           /* its mapping */
-	uint64_t bo_size;     /* >= arena_bytes */
 	uint64_t card_addr;   /* kvfpga_bo_card_addr(bo) */
 	uint64_t block_bytes;
-	uint64_t arena_bytes; /* n_blocks * block_bytes: register this much with the engine */
+	/*
+	 * n_blocks * block_bytes: register exactly this with the engine, which
+	 * finds the layers from it (the buffer, kvfpga_bo_size(bo), may be
+	 * larger; registered whole it would put the layers in the wrong place).
+	 */
+	uint64_t arena_bytes;
 };
 
 int kvfpga_kvcache_get_arena(const struct kvfpga_kvcache *kc, struct kvfpga_kvcache_arena *out);
@@ -215,6 +219,9 @@ void kvfpga_kvseq_free(struct kvfpga_kvseq *seq);
  * full blocks of @tokens that are in the prefix cache are reused instead:
  * *@n_cached (may be NULL) tells how many of the n tokens (a multiple of
  * block_size, < n) already have their K/V, committed; compute only the rest.
+ * The new blocks of one call are taken in ascending block order, so blocks
+ * that are adjacent in the arena (a fresh cache, one freed sequence) are one
+ * run of memory per layer for attention.
  * -ENOSPC when the blocks cannot be found, -EOVERFLOW past INT32_MAX tokens,
  * -ENOMEM; nothing changes then.
  */

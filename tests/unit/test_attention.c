@@ -80,6 +80,8 @@ struct config {
 static struct config configs[] = {
 	{ "h64-g1-f32-b16", { 2, 4, 4, 64, 16, F32 }, NULL, 1 },
 	{ "h80-g4-f32-b32", { 2, 8, 2, 80, 32, F32 }, NULL, 1 },
+	/* CPU variant: V passes of 2, 2 and 1 of the 5 head-dim vectors. */
+	{ "h80-g8-f32-b16", { 2, 16, 2, 80, 16, F32 }, NULL, 1 },
 	{ "h96-g8-f16-b8", { 2, 16, 2, 96, 8, F16 }, NULL, 1 },
 	{ "h128-g4-f32-b16", { 2, 8, 2, 128, 16, F32 }, NULL, 1 },
 	{ "h128-g4-f16-b16", { 2, 8, 2, 128, 16, F16 }, NULL, 1 },
@@ -1539,6 +1541,14 @@ START_TEST(test_bad_arguments)
 		ck_assert_int_eq(kvfpga_attn_reference_prefill(s, a.mem, a.size - 4096, &p),
 		                 -EINVAL);
 		kvfpga_kv_arena_release(r3);
+	}
+	/* One layer has no layer offsets: there any size is fine, the tail unused. */
+	{
+		struct kvfpga_attn_shape one = *s;
+
+		one.n_layers = 1;
+		ck_assert_int_eq(kvfpga_attn_reference_decode(&one, a.mem, a.size - 4096, &b), 0);
+		ck_assert_int_eq(kvfpga_attn_reference_prefill(&one, a.mem, a.size - 4096, &p), 0);
 	}
 	ck_assert_int_eq(kvfpga_attn_job_wait(NULL), -EINVAL);
 	ck_assert_int_eq(kvfpga_attn_job_poll(NULL), -EINVAL);

@@ -908,7 +908,7 @@ START_TEST(test_model_random_ops)
 		ck_assert_uint_eq(ar.block_bytes, c->layers * m->slice_bytes);
 		ck_assert_uint_eq(ar.arena_bytes,
 		                  (uint64_t)c->n_blocks * c->layers * m->slice_bytes);
-		ck_assert_uint_ge(ar.bo_size, ar.arena_bytes);
+		ck_assert_uint_ge(kvfpga_bo_size(ar.bo), ar.arena_bytes);
 	}
 
 	for (m->step = 0; m->step < n_ops;) {

@@ -25,7 +25,7 @@ uint64_t test_i8_slice_bytes(uint32_t n_kv_heads, uint32_t block_size, uint32_t 
 	       ~15ull;
 }
 
-uint64_t test_slice_start(uint32_t layer, uint32_t block, uint32_t n_blocks, uint64_t slice_elems)
+uint64_t test_slice_start(uint32_t layer, uint32_t block, uint32_t n_blocks, uint64_t slice_size)
 {
-	return ((uint64_t)layer * n_blocks + block) * slice_elems;
+	return ((uint64_t)layer * n_blocks + block) * slice_size;
 }

@@ -28,7 +28,7 @@ uint64_t test_slice_elems(uint32_t n_kv_heads, uint32_t block_size, uint32_t hea
 uint64_t test_i8_scale_offset(uint32_t n_kv_heads, uint32_t block_size, uint32_t head_dim);
 uint64_t test_i8_slice_bytes(uint32_t n_kv_heads, uint32_t block_size, uint32_t head_dim);
 
-/* First element (byte, for int8) of the slice of (layer, block). */
-uint64_t test_slice_start(uint32_t layer, uint32_t block, uint32_t n_blocks, uint64_t slice_elems);
+/* Start of the slice of (layer, block), in the unit of @slice_size (elements or bytes). */
+uint64_t test_slice_start(uint32_t layer, uint32_t block, uint32_t n_blocks, uint64_t slice_size);
 
 #endif /* KVFPGA_TEST_LAYOUT_H */
