@@ -1691,6 +1691,19 @@ static float raw_scale(const struct fx *f, int32_t block, uint32_t layer, uint32
 	return s;
 }
 
+/* The int8 sizes of the cache in @f, each worked out by hand at the call. */
+static void check_i8_sizes(const struct fx *f, uint64_t scale_offset, uint64_t slice,
+                           uint64_t block, uint64_t layer, uint64_t arena, uint64_t per_token)
+{
+	ck_assert_uint_eq(f->lay.elem_size, 1);
+	ck_assert_uint_eq(f->lay.scale_offset, scale_offset);
+	ck_assert_uint_eq(f->lay.slice_bytes, slice);
+	ck_assert_uint_eq(f->lay.block_bytes, block);
+	ck_assert_uint_eq(f->lay.layer_bytes, layer);
+	ck_assert_uint_eq(f->lay.arena_bytes, arena);
+	ck_assert_uint_eq(f->lay.bytes_per_token, per_token);
+}
+
 START_TEST(test_i8_layout)
 {
 	struct fx f;
@@ -1702,15 +1715,9 @@ START_TEST(test_i8_layout)
 	 * 80 / 2 = 40 bytes per token.
 	 */
 	fx_open(&f, 1, 3, 3, 2, KVFPGA_KVCACHE_I8, 4, 0);
-	ck_assert_uint_eq(f.lay.elem_size, 1);
 	ck_assert_uint_eq(f.lay.head_stride, 6);
 	ck_assert_uint_eq(f.lay.kv_stride, 18);
-	ck_assert_uint_eq(f.lay.scale_offset, 48);
-	ck_assert_uint_eq(f.lay.slice_bytes, 80);
-	ck_assert_uint_eq(f.lay.block_bytes, 80);
-	ck_assert_uint_eq(f.lay.layer_bytes, 320);
-	ck_assert_uint_eq(f.lay.arena_bytes, 320);
-	ck_assert_uint_eq(f.lay.bytes_per_token, 40);
+	check_i8_sizes(&f, 48, 80, 80, 320, 320, 40);
 	fx_close(&f);
 	/*
 	 * The same with 2 layers: every slice has its own scales, so the block is
@@ -1718,23 +1725,16 @@ START_TEST(test_i8_layout)
 	 * 320, arena 2 * 320 = 640, 160 / 2 = 80 bytes per token.
 	 */
 	fx_open(&f, 2, 3, 3, 2, KVFPGA_KVCACHE_I8, 4, 0);
-	ck_assert_uint_eq(f.lay.scale_offset, 48);
-	ck_assert_uint_eq(f.lay.slice_bytes, 80);
-	ck_assert_uint_eq(f.lay.block_bytes, 160);
-	ck_assert_uint_eq(f.lay.layer_bytes, 320);
-	ck_assert_uint_eq(f.lay.arena_bytes, 640);
-	ck_assert_uint_eq(f.lay.bytes_per_token, 80);
+	check_i8_sizes(&f, 48, 80, 160, 320, 640, 80);
 	fx_close(&f);
 	/*
 	 * Already aligned data, scales right after it: 2 layers, 2 heads,
 	 * head_dim 4, block_size 4: data 2 * 2 * 4 * 4 = 64, scales at 64 (4
-	 * floats, 16 bytes), slice 80, block 160, layer 4 * 80 = 320.
+	 * floats, 16 bytes), slice 80, block 160, layer 4 * 80 = 320, arena 640,
+	 * 160 / 4 = 40 bytes per token.
 	 */
 	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_I8, 4, 0);
-	ck_assert_uint_eq(f.lay.scale_offset, 64);
-	ck_assert_uint_eq(f.lay.slice_bytes, 80);
-	ck_assert_uint_eq(f.lay.block_bytes, 160);
-	ck_assert_uint_eq(f.lay.layer_bytes, 320);
+	check_i8_sizes(&f, 64, 80, 160, 320, 640, 40);
 	fx_close(&f);
 	fx_open(&f, 2, 2, 4, 4, KVFPGA_KVCACHE_F16, 4, 0);
 	ck_assert_uint_eq(f.lay.scale_offset, 0);
