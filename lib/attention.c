@@ -465,7 +465,7 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	part_o = n_splits > 1 ? job->part_o.mem : job->out.mem;
 	if (fused)
 		memset(job->split_done.host, 0, lens_bytes);
-	layer_base = b->layer * arena_blocks * a->geo.slice_elems;
+	layer_base = kvf_layer_base(&a->geo, arena_blocks, b->layer);
 	slice_elems = a->geo.slice_elems;
 	scale_offset = a->geo.scale_offset;
 	table_stride = max_blocks;
@@ -572,7 +572,7 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 	memcpy(job->q.host, c->q, q_bytes);
 	memcpy(job->tables.host, c->block_table, table_bytes);
 
-	layer_base = c->layer * arena_blocks * a->geo.slice_elems;
+	layer_base = kvf_layer_base(&a->geo, arena_blocks, c->layer);
 	slice_elems = a->geo.slice_elems;
 	scale_offset = a->geo.scale_offset;
 	start_pos = c->start_pos;

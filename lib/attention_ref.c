@@ -115,9 +115,8 @@ static void load_row(const struct kvfpga_attn_shape *s, const unsigned char *are
                      const struct ref_layout *lay, const int32_t *table, uint32_t layer, int kv,
                      uint32_t head, uint32_t pos, float *row)
 {
-	uint64_t slice =
-	        ((uint64_t)layer * lay->arena_blocks + (uint64_t)table[pos / s->block_size]) *
-	        lay->geo.slice_elems;
+	uint64_t slice = kvf_layer_base(&lay->geo, lay->arena_blocks, layer) +
+	                 (uint64_t)table[pos / s->block_size] * lay->geo.slice_elems;
 	uint64_t tile = slice + ((uint64_t)kv * s->n_kv_heads + head) * s->block_size * s->head_dim;
 	uint64_t slot = pos % s->block_size;
 	uint64_t off = kv ? tile + slot * s->head_dim : tile + slot;

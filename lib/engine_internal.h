@@ -45,8 +45,8 @@ struct kvfpga_engine {
 
 /*
  * Where K/V of a shape are in an arena: the KV cache's layer-major layout,
- * layer l's slice of block b at element l * n_blocks * slice_elems + b *
- * slice_elems, with n_blocks = arena bytes / block_bytes.
+ * layer l's slice of block b at element kvf_layer_base(l) + b * slice_elems,
+ * with n_blocks = arena bytes / block_bytes (kvf_arena_blocks).
  */
 struct kvf_kv_geometry {
 	uint64_t slice_bytes;  /* one (layer, block) slice */
@@ -54,6 +54,13 @@ struct kvf_kv_geometry {
 	uint64_t block_bytes;  /* n_layers * slice_bytes */
 	uint64_t scale_offset; /* int8: byte offset of a slice's scales; else 0 */
 };
+
+/* First element of layer @layer's slices in an arena of @arena_blocks blocks. */
+static inline uint64_t kvf_layer_base(const struct kvf_kv_geometry *geo, uint64_t arena_blocks,
+                                      uint32_t layer)
+{
+	return layer * arena_blocks * geo->slice_elems;
+}
 
 struct kvfpga_attn {
 	struct kvfpga_engine *engine;
