@@ -21,6 +21,15 @@
  * blocks, as one append gives a sequence) the arena's layer-major layout
  * makes the whole layer one run.  How fast a plain read of that pattern goes
  * bounds what a kernel can do with it.
+ *
+ * A third bound is arithmetic: every K and V element takes one
+ * multiply-add per query head that shares it (the GQA group), so a case
+ * needs group / element size multiply-adds per KV byte.  The 2-thread peak
+ * FMA rate (bench_peak_flops, once per run) gives the ratio the case could
+ * reach if the kernels did nothing but multiply-adds at that peak ("fma
+ * ceil"), and the fraction of that peak the best run used ("fma use").
+ * When the ceiling comes near 1 (f16 with GQA 4 while memory is fast), the
+ * case is bound by the two cores' arithmetic, not by memory.
  * docs/attention.md explains how to read the numbers.
  *
  *   attention_bench [--json] [--context N] [--block-size N] [--reps N] [--min-ratio X]
@@ -65,6 +74,7 @@ struct result {
 	double pair_median; /* median over runs of (kernel run / the bandwidth run after it) */
 	double pattern_best, pattern_median; /* plain reads of the kernel's bytes, its order */
 	double ms_best;
+	double fma_per_byte;  /* multiply-adds the case needs per KV byte */
 	double max_rel_error; /* against the library's host reference */
 	uint32_t n_layers;
 };
@@ -227,6 +237,7 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 	}
 
 	res->kv_bytes = (double)layer_bytes;
+	res->fma_per_byte = (double)(bc->n_q_heads / bc->n_kv_heads) / esz;
 	res->kernel_best = res->host_best = res->pattern_best = 0;
 	for (int r = -1; r < reps; r++) {
 		double t0, t, hb;
@@ -338,6 +349,8 @@ int main(int argc, char **argv)
 	struct bench_membuf bw;
 	size_t bw_bytes;
 	const char *workers = bench_pin_cl_workers();
+	const char *fma_isa = "none";
+	double peak_fma; /* multiply-adds per second, BW_THREADS threads */
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -409,6 +422,13 @@ int main(int argc, char **argv)
 		kvfpga_engine_destroy(engine);
 		return 1;
 	}
+	peak_fma = bench_peak_flops(BW_THREADS, 0.2, &fma_isa) / 2;
+	if (peak_fma <= 0) {
+		fprintf(stderr, "attention_bench: cannot measure the peak FMA rate\n");
+		bench_membuf_free(&bw);
+		kvfpga_engine_destroy(engine);
+		return 1;
+	}
 	if (!json) {
 		printf("decode attention, %u-token context, %u-token blocks, batch 1, one layer "
 		       "per run; %s\n",
@@ -416,6 +436,8 @@ int main(int argc, char **argv)
 		printf("%s\n", workers);
 		printf("host read bandwidth: %d threads over %zu MiB (LLC %zu MiB)\n", BW_THREADS,
 		       bw.bytes >> 20, bench_llc_bytes() >> 20);
+		printf("peak multiply-add rate: %d threads, %s: %.1f G/s\n", BW_THREADS, fma_isa,
+		       peak_fma / 1e9);
 	}
 	for (int k = 0; k < n_tables * N_CASES; k++) {
 		int t = first_table + k / N_CASES, i = k % N_CASES;
@@ -426,9 +448,10 @@ int main(int argc, char **argv)
 			printf("\nblock table %s\n",
 			       t == 0 ? "in address order (a sequence's blocks from one append)"
 			              : "shuffled (blocks scattered by churn)");
-			printf("%-27s %7s %7s %8s %9s %8s %6s %6s %6s %9s %6s %8s\n", "case",
-			       "KV MiB", "ms", "KV GB/s", "host GB/s", "med GB/s", "ratio", "med",
-			       "pairs", "patt GB/s", "/patt", "max err");
+			printf("%-27s %7s %7s %8s %9s %8s %6s %6s %6s %9s %6s %8s %8s %8s\n",
+			       "case", "KV MiB", "ms", "KV GB/s", "host GB/s", "med GB/s", "ratio",
+			       "med", "pairs", "patt GB/s", "/patt", "fma use", "fma ceil",
+			       "max err");
 		}
 		ret = run_case(engine, &cases[i], context, block_size, t == 0, reps, &bw, r);
 		if (ret) {
@@ -444,11 +467,13 @@ int main(int argc, char **argv)
 			below = 1;
 		if (!json)
 			printf("%-27s %7.0f %7.2f %8.2f %9.2f %8.2f %6.3f %6.3f %6.3f %9.2f %6.3f "
-			       "%8.1e\n",
+			       "%8.3f %8.3f %8.1e\n",
 			       cases[i].name, r->kv_bytes / (1 << 20), r->ms_best,
 			       r->kernel_best / 1e9, r->host_best / 1e9, r->kernel_median / 1e9,
 			       ratio, ratio_med, r->pair_median, r->pattern_best / 1e9,
-			       r->kernel_best / r->pattern_best, r->max_rel_error);
+			       r->kernel_best / r->pattern_best,
+			       r->kernel_best * r->fma_per_byte / peak_fma,
+			       peak_fma / r->fma_per_byte / r->host_best, r->max_rel_error);
 	}
 	if (json) {
 		json_object *root = json_object_new_object(), *arr = json_object_new_array();
@@ -463,6 +488,8 @@ int main(int argc, char **argv)
 		json_object_object_add(root, "bandwidth_threads", json_object_new_int(BW_THREADS));
 		json_object_object_add(root, "bandwidth_buffer_bytes",
 		                       json_object_new_int64((int64_t)bw.bytes));
+		json_object_object_add(root, "fma_isa", json_object_new_string(fma_isa));
+		json_add_double(root, "peak_fma_per_s", peak_fma);
 		for (int k = 0; k < n_tables * N_CASES; k++) {
 			json_object *o = json_object_new_object();
 			struct result *r = &res[k];
@@ -497,6 +524,11 @@ int main(int argc, char **argv)
 			json_add_double(o, "pattern_bytes_per_s_median", r->pattern_median);
 			json_add_double(o, "ratio_to_pattern_best",
 			                r->kernel_best / r->pattern_best);
+			json_add_double(o, "fma_per_kv_byte", r->fma_per_byte);
+			json_add_double(o, "fma_fraction_of_peak_best",
+			                r->kernel_best * r->fma_per_byte / peak_fma);
+			json_add_double(o, "ratio_fma_ceiling",
+			                peak_fma / r->fma_per_byte / r->host_best);
 			json_add_double(o, "max_rel_error", r->max_rel_error);
 			json_object_array_add(arr, o);
 		}
@@ -510,7 +542,12 @@ int main(int argc, char **argv)
 		       "after "
 		       "it);\n"
 		       "patt = the same bytes read in the kernel's order by a plain loop (best), "
-		       "/patt = best KV GB/s / patt\n",
+		       "/patt = best KV GB/s / patt;\n"
+		       "fma use = the best run's multiply-adds (one per K or V element per query "
+		       "head sharing it)\n"
+		       "  per second / the peak rate; fma ceil = the ratio at the peak rate and "
+		       "the "
+		       "best host GB/s\n",
 		       reps);
 	}
 	bench_membuf_free(&bw);

@@ -153,6 +153,14 @@ def fig_attention_bench(a):
                 "ratio_best": c["ratio_to_pattern_best"],
                 "what": "the same bytes read in the kernels' order by a plain loop, "
                         f"{a['bandwidth_threads']} threads"}
+        if "ratio_fma_ceiling" in c:
+            out[-1]["arithmetic"] = {
+                "fma_per_kv_byte": c["fma_per_kv_byte"], "peak_fma_per_s": a["peak_fma_per_s"],
+                "fraction_of_peak_best": c["fma_fraction_of_peak_best"],
+                "ratio_ceiling": c["ratio_fma_ceiling"],
+                "what": "multiply-adds (one per K or V element per query head sharing it) at "
+                        f"the {a['bandwidth_threads']}-thread peak FMA rate: the ratio they "
+                        "allow, and the share of that peak the best run used"}
     return out
 
 
@@ -347,7 +355,12 @@ def row(f):
     if "pattern" in f:
         p = f["pattern"]
         rat += (f" (best {r['best']:.3f}; access-pattern read {si(p['best'], p['unit'])}, "
-                f"kernel / pattern {p['ratio_best']:.3f})")
+                f"kernel / pattern {p['ratio_best']:.3f}")
+        if "arithmetic" in f:
+            m = f["arithmetic"]
+            rat += (f"; FMA ceiling {m['ratio_ceiling']:.2f}, "
+                    f"{100 * m['fraction_of_peak_best']:.0f}% of peak FMA used")
+        rat += ")"
     return f"| {f['figure']} | {f['name']} | {val} | {si(b['median'], b['unit'])} | {rat} |"
 
 
