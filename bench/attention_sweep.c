@@ -611,7 +611,7 @@ int main(int argc, char **argv)
 	kvfpga_engine_describe(r.engine, dev, sizeof(dev));
 	fprintf(r.table, "attention_sweep: %s; %s\n", dev, workers);
 	r.arena_bytes = arena_size(&o);
-	r.arena = aligned_alloc(4096, r.arena_bytes);
+	r.arena = bench_alloc_pages(r.arena_bytes);
 	ret = r.arena ? bench_membuf_create(8 * bench_llc_bytes(), &r.bw) : -ENOMEM;
 	if (ret) {
 		fprintf(stderr, "attention_sweep: cannot allocate %zu MiB\n", r.arena_bytes >> 20);

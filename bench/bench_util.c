@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "kvfpga/engine.h"
@@ -172,15 +173,57 @@ size_t bench_llc_bytes(void)
 
 #define BW_CHUNK 128u /* bytes per inner step: four 32-byte vectors */
 
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
+
+int bench_want_huge_pages(void)
+{
+	const char *v = getenv("BENCH_PAGES");
+
+	return v && strcmp(v, "huge") == 0;
+}
+
+void *bench_alloc_pages(size_t bytes)
+{
+	void *p;
+
+	if (!bytes || bytes > SIZE_MAX - HUGE_PAGE_BYTES)
+		return NULL;
+	bytes = (bytes + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1);
+	p = aligned_alloc(HUGE_PAGE_BYTES, bytes);
+	/* Advice only: without THP the buffer simply keeps 4 KiB pages. */
+	if (p)
+		(void)madvise(p, bytes, bench_want_huge_pages() ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	return p;
+}
+
+long long bench_anon_huge_bytes(void)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	char line[256];
+	long long kib = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "AnonHugePages: %lld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib < 0 ? -1 : kib * 1024;
+}
+
 int bench_membuf_create(size_t bytes, struct bench_membuf *out)
 {
+	long long huge_before;
+
 	if (!out || bytes < BW_CHUNK * MAX_THREADS)
 		return -EINVAL;
 	bytes = (bytes + 4095) & ~(size_t)4095;
-	out->words = aligned_alloc(4096, bytes);
+	out->words = bench_alloc_pages(bytes);
 	if (!out->words)
 		return -ENOMEM;
+	huge_before = bench_anon_huge_bytes();
 	memset(out->words, 1, bytes); /* backs every page; no zero byte for memchr */
+	out->huge_bytes = huge_before < 0 ? -1 : bench_anon_huge_bytes() - huge_before;
 	out->bytes = bytes;
 	out->sink = 0;
 	return 0;

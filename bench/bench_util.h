@@ -64,13 +64,38 @@ int bench_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 size_t bench_llc_bytes(void);
 
 /*
+ * Big benchmark buffers (bandwidth baselines, KV arenas) come from
+ * bench_alloc_pages: 2 MiB-aligned and a whole number of 2 MiB.  They keep
+ * 4 KiB pages (MADV_NOHUGEPAGE), as the library's card memory has (a memfd
+ * in the emulation, a BAR mapping with the driver).  BENCH_PAGES=huge in the
+ * environment asks for transparent huge pages (MADV_HUGEPAGE) instead, to
+ * see what page walks cost: here the plain-loop baseline read 3-5% faster
+ * with them and the decode kernels no faster (docs/attention.md).  Pages
+ * are not touched here.  NULL when out of memory.
+ */
+void *bench_alloc_pages(size_t bytes);
+
+/* Whether bench_alloc_pages asks for huge pages (BENCH_PAGES=huge). */
+int bench_want_huge_pages(void);
+
+/*
+ * This process's anonymous memory in huge pages, in bytes
+ * (/proc/self/smaps_rollup), or -1 when it cannot be read: the difference
+ * across touching a buffer says how much of it the kernel backed with huge
+ * pages (THP may be off, or memory too fragmented).
+ */
+long long bench_anon_huge_bytes(void);
+
+/*
  * Host memory read bandwidth: @threads threads (1..64) each sum their share
- * of a buffer of @bytes (allocated, page-aligned and written once by
- * bench_membuf_create so that every page is backed).
+ * of a buffer of @bytes (from bench_alloc_pages, written once by
+ * bench_membuf_create so that every page is backed; huge_bytes of it in
+ * huge pages, -1 if unknown).
  */
 struct bench_membuf {
 	uint64_t *words;
 	size_t bytes;
+	long long huge_bytes;
 	uint64_t sink; /* keeps the sums alive */
 };
 
