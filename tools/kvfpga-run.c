@@ -142,6 +142,19 @@ static int die(const char *fmt, const char *a, const char *b)
 	return 1;
 }
 
+/*
+ * --card takes what KVFPGA_DEVICE takes for one card (a number, a PCI slot,
+ * "00:04.0" meaning "0000:00:04.0", or a device node), not its keywords.
+ */
+static bool card_spec_ok(const char *spec)
+{
+	struct kvfpga_open_opts probe = { 0 };
+
+	if (!strcmp(spec, "auto") || !strcmp(spec, "emulated") || !strcmp(spec, "card"))
+		return false;
+	return kvfpga_open_opts_set_device(&probe, spec) == 0;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	enum {
@@ -304,7 +317,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->block_size_set = true;
 			break;
 		case O_CARD: /* a card number, a PCI slot name or a device node */
-			bad = !*optarg;
+			bad = !card_spec_ok(optarg);
 			o->card = optarg;
 			o->device_set = true;
 			break;
@@ -459,18 +472,9 @@ static int open_card_backend(const struct opts *o, const struct kvfpga_model *mo
 	if (o->emulate) {
 		dopts.backend = KVFPGA_BACKEND_EMULATED;
 	} else if (o->card) {
-		char *end;
-		long n = strtol(o->card, &end, 10);
-
-		dopts.backend = KVFPGA_BACKEND_CARD;
-		dopts.card_index = -1;
-		dopts.pci_slot[0] = dopts.node[0] = '\0';
-		if (!*end && n >= 0)
-			dopts.card_index = (int)n;
-		else if (o->card[0] == '/')
-			snprintf(dopts.node, sizeof(dopts.node), "%s", o->card);
-		else
-			snprintf(dopts.pci_slot, sizeof(dopts.pci_slot), "%s", o->card);
+		ret = kvfpga_open_opts_set_device(&dopts, o->card); /* checked by card_spec_ok */
+		if (ret)
+			return ret;
 	}
 	ret = kvfpga_device_open(&dopts, dev);
 	if (ret) {
