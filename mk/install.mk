@@ -10,7 +10,7 @@
 #   $(MANDIR)        man1/kvfpga-*.1, man3/libkvfpga.3
 #   $(DATADIR)/kvfpga/kernels   the OpenCL kernel sources (hw/hw.mk's install-hw)
 #   $(DOCDIR)        docs/*.md, CHANGELOG.md
-#   $(UDEVRULESDIR)  70-kvfpga.rules; $(SYSUSERSDIR) kvfpga.conf (the "kvfpga" group)
+#   $(UDEVRULESDIR)  72-kvfpga.rules; $(SYSUSERSDIR) kvfpga.conf (the "kvfpga" group)
 # With an empty DESTDIR, install also runs ldconfig, creates the group
 # (systemd-sysusers) and reloads udev, where those exist.  An unprivileged
 # install (PREFIX=$HOME/.local) passes UDEVRULESDIR= SYSUSERSDIR= (empty) to
@@ -80,9 +80,11 @@ install: $(LIB_SO) $(LIB_A) $(INSTALL_TOOL_BINS)
 	install -m 0644 $(INSTALL_MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 $(INSTALL_MAN3) $(DESTDIR)$(MANDIR)/man3/
 	install -m 0644 $(INSTALL_DOCS) $(DESTDIR)$(DOCDIR)/
+# 70-kvfpga.rules was the rule's earlier name (it sorted before 70-uaccess.rules).
 ifneq ($(UDEVRULESDIR),)
 	install -d $(DESTDIR)$(UDEVRULESDIR)
-	install -m 0644 udev/70-kvfpga.rules $(DESTDIR)$(UDEVRULESDIR)/
+	install -m 0644 udev/72-kvfpga.rules $(DESTDIR)$(UDEVRULESDIR)/
+	rm -f $(DESTDIR)$(UDEVRULESDIR)/70-kvfpga.rules
 endif
 ifneq ($(SYSUSERSDIR),)
 	install -d $(DESTDIR)$(SYSUSERSDIR)
@@ -111,7 +113,8 @@ uninstall:
 		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(INSTALL_MAN3))) \
 		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INSTALL_DOCS))) \
 		$(addprefix $(DESTDIR)$(KERNELS_INSTDIR)/,$(INSTALL_KERNELS)) \
-		$(if $(UDEVRULESDIR),$(DESTDIR)$(UDEVRULESDIR)/70-kvfpga.rules) \
+		$(if $(UDEVRULESDIR),$(DESTDIR)$(UDEVRULESDIR)/72-kvfpga.rules \
+			$(DESTDIR)$(UDEVRULESDIR)/70-kvfpga.rules) \
 		$(if $(SYSUSERSDIR),$(DESTDIR)$(SYSUSERSDIR)/kvfpga.conf)
 	-rmdir $(DESTDIR)$(INCLUDEDIR)/kvfpga $(DESTDIR)$(DOCDIR) $(DESTDIR)$(KERNELS_INSTDIR) \
 		$(DESTDIR)$(PREFIX)/share/kvfpga 2>/dev/null

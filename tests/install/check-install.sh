@@ -80,7 +80,7 @@ check_tree() { # dest prefix
 	/usr | /usr/local) f=$dest$prefix/lib ;;
 	*) f=$dest/etc ;;
 	esac
-	[ -f "$f/udev/rules.d/70-kvfpga.rules" ] || missing+=("$f/udev/rules.d/70-kvfpga.rules")
+	[ -f "$f/udev/rules.d/72-kvfpga.rules" ] || missing+=("$f/udev/rules.d/72-kvfpga.rules")
 	grep -qx 'g kvfpga - - -' "$f/sysusers.d/kvfpga.conf" 2>/dev/null || missing+=("$f/sysusers.d/kvfpga.conf")
 	if [ ${#missing[@]} -eq 0 ]; then ok "$prefix: every file installed"; else bad "$prefix: missing ${missing[*]}"; fi
 	# The group file as systemd-sysusers reads it, applied to a copy of /etc.
@@ -242,7 +242,7 @@ dest=$tmp/dest-user prefix=/home/user/.local
 if "$MAKE" --no-print-directory -s install DESTDIR="$dest" PREFIX="$prefix" BUILD="$BUILD" \
 	UDEVRULESDIR= SYSUSERSDIR= >"$tmp/install.log" 2>&1 &&
 	[ -z "$(find "$dest" ! -path "$dest$prefix/*" ! -type d)" ] &&
-	[ -z "$(find "$dest" -name '70-kvfpga.rules' -o -name kvfpga.conf)" ] &&
+	[ -z "$(find "$dest" -name '*-kvfpga.rules' -o -name kvfpga.conf)" ] &&
 	[ -f "$dest$prefix/lib/libkvfpga.so.$KVFPGA_VERSION" ]; then
 	ok "$prefix with UDEVRULESDIR= SYSUSERSDIR=: everything under PREFIX, no udev rule or group file"
 else

@@ -12,7 +12,7 @@ cp /etc/passwd /tmp/passwd &&
 mount --bind /tmp/group /etc/group
 mount --bind /tmp/passwd /etc/passwd
 mkdir -p /run/udev/rules.d
-cp "$REPO/udev/70-kvfpga.rules" /run/udev/rules.d/
+cp "$REPO/udev/72-kvfpga.rules" /run/udev/rules.d/
 # systemd tools refuse to act in a chroot unless told this is intended.
 export SYSTEMD_IGNORE_CHROOT=1
 /lib/systemd/systemd-udevd --daemon >/dev/null 2>&1
@@ -28,6 +28,13 @@ if [ -L "$link" ]; then
 	else
 		fail udev-node-group-mode-symlink "$node is '$perm', want '660 kvfpga'"
 	fi
+	# No "uaccess" tag: 73-seat-late.rules would give the active local
+	# session's user an ACL (Debian's 70-uaccess.rules tags render nodes).
+	current_tags=$(udevadm info --query=property "$node" | sed -n 's/^CURRENT_TAGS=//p')
+	case "$current_tags" in
+	*:uaccess:*) fail udev-no-seat-acl-tag "$node has tags '$current_tags'" ;;
+	*) pass udev-no-seat-acl-tag ;;
+	esac
 	if setpriv --reuid=$member_uid --regid=$udev_gid --init-groups "$VMBIN/../bin/kvfpga-info" --device "$link" >"$OUT/udev-member.log" 2>&1; then
 		pass udev-group-member-uses-card
 	else
