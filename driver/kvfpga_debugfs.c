@@ -94,6 +94,8 @@ void kvfpga_debugfs_init(struct kvfpga_device *kdev)
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
 	root = kdev->drm.debugfs_root;
+#elif KVFPGA_ACCEL
+	root = kdev->drm.accel->debugfs_root; /* 6.2-6.4: an accel device has no render minor */
 #else
 	root = kdev->drm.render->debugfs_root;
 #endif

@@ -120,7 +120,11 @@ static const struct file_operations kvfpga_fops = {
 #ifdef FOP_UNSIGNED_OFFSET
 	.fop_flags = FOP_UNSIGNED_OFFSET,
 #endif
+#if KVFPGA_CORE_FDINFO
 	.show_fdinfo = drm_show_fdinfo,
+#else
+	.show_fdinfo = kvfpga_show_fdinfo, /* 6.2-6.4: accel without the core's fdinfo */
+#endif
 };
 #else
 static const struct file_operations kvfpga_fops = {

@@ -8,8 +8,10 @@
 #   - the guest finished before the timeout.
 # Prints "vm[<kernel>]: N passed, N failed" and exits non-zero on failure.
 #
-# usage: run-vm.sh --kernel KVER [--module KO] [--suite full|smoke]
+# usage: run-vm.sh --kernel KVER [--module KO] [--suite SUITE]
 #                  [--out DIR] [--card-mem SIZE] [--timeout SECONDS]
+#   SUITE: full (default), smoke, bench (figure 7 of make bench) or
+#   fuzz-SECONDS[-SEED] (make fuzz-driver); KVER names /boot/vmlinuz-KVER.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -23,7 +25,8 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift 2 ;;
 	--card-mem) card_mem=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
-	*) echo "run-vm: unknown argument $1" >&2; exit 2 ;;
+	-h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+	*) echo "run-vm: unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
 [ -n "$kver" ] || { echo "run-vm: --kernel is required" >&2; exit 2; }
