@@ -23,7 +23,7 @@
 
 #include "engine_internal.h"
 
-#define JOB_MAX_EVENTS 8
+#define JOB_MAX_EVENTS 12
 
 struct job_buf {
 	cl_mem mem;
@@ -288,6 +288,22 @@ static int enqueue_write(struct kvfpga_attn_job *job, cl_mem mem, size_t bytes, 
 	return add_event(job, ev, name);
 }
 
+/* NaN over what a kernel is about to write, when the engine asks for it (poison_outputs). */
+static int poison(struct kvfpga_attn_job *job, cl_mem mem, size_t bytes, const char *name)
+{
+	const cl_uint quiet_nan = 0x7fc00000u;
+	cl_event ev;
+	cl_int st;
+
+	if (!job->attn->engine->opts.poison_outputs)
+		return 0;
+	st = clEnqueueFillBuffer(job->queue, mem, &quiet_nan, sizeof(quiet_nan), 0, bytes, 0, NULL,
+	                         &ev);
+	if (st != CL_SUCCESS)
+		return job_cl_fail(job, "clEnqueueFillBuffer", st, name);
+	return add_event(job, ev, name);
+}
+
 /* Makes a staged input visible to the kernels: nothing to do in place. */
 static int stage_in(struct kvfpga_attn_job *job, const struct staged_buf *b, size_t bytes,
                     const char *name)
@@ -515,6 +531,13 @@ int kvfpga_attn_decode_submit(struct kvfpga_attn_job *job, const struct kvfpga_k
 	if (!ret)
 		ret = stage_in(job, &job->lens, lens_bytes, "clEnqueueWriteBuffer(lengths)");
 	if (!ret)
+		ret = poison(job, job->out.mem, q_bytes, "clEnqueueFillBuffer(output)");
+	if (!ret && n_splits > 1)
+		ret = poison(job, job->part_o.mem, o_bytes, "clEnqueueFillBuffer(partial outputs)");
+	if (!ret && n_splits > 1)
+		ret = poison(job, job->part_ml.mem, ml_bytes,
+		             "clEnqueueFillBuffer(partial max/sum)");
+	if (!ret)
 		ret = enqueue_kernel(job, job->k_partial, "kvfpga_decode_partial", n_splits,
 		                     b->n_seqs, "kvfpga_decode_partial");
 	if (!ret && n_splits > 1 && !fused)
@@ -596,6 +619,8 @@ int kvfpga_attn_prefill_submit(struct kvfpga_attn_job *job, const struct kvfpga_
 	ret = stage_in(job, &job->q, q_bytes, "clEnqueueWriteBuffer(queries)");
 	if (!ret)
 		ret = stage_in(job, &job->tables, table_bytes, "clEnqueueWriteBuffer(block table)");
+	if (!ret)
+		ret = poison(job, job->out.mem, q_bytes, "clEnqueueFillBuffer(output)");
 	if (!ret)
 		ret = enqueue_kernel(job, job->k_prefill, "kvfpga_prefill", n_tiles,
 		                     a->shape.n_kv_heads, "kvfpga_prefill");

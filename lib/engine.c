@@ -249,6 +249,13 @@ int kvfpga_engine_opts_init(struct kvfpga_engine_opts *opts)
 		else
 			return -EINVAL;
 	}
+	v = getenv("KVFPGA_OPENCL_POISON");
+	if (v && *v) {
+		if (!strcmp(v, "1"))
+			o.poison_outputs = 1;
+		else if (strcmp(v, "0"))
+			return -EINVAL;
+	}
 	v = getenv("KVFPGA_OPENCL_CACHE");
 	if (v && *v) {
 		if (!strcmp(v, "off"))

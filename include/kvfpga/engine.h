@@ -101,6 +101,13 @@ struct kvfpga_engine_opts {
 	/* "": the kernel source built into the library; else this .cl file. */
 	char source[KVFPGA_ENGINE_PATH_MAX];
 	enum kvfpga_kernel_tuning tuning;
+	/*
+	 * 1: before every launch, fill the buffers the kernels write (the
+	 * output, and the split-K partials) with NaN, so that an element a
+	 * kernel fails to write shows instead of last call's value.  For tests
+	 * and debugging (it costs a fill per call); KVFPGA_OPENCL_POISON=1.
+	 */
+	int poison_outputs;
 };
 
 /* Defaults, then the environment.  -EINVAL on a bad value (opts untouched). */

@@ -802,7 +802,8 @@ static char *saved_env(const char *name)
 START_TEST(test_opts_env)
 {
 	char *dev = saved_env("KVFPGA_OPENCL_DEVICE"), *bin = saved_env("KVFPGA_OPENCL_BINARY"),
-	     *cache = saved_env("KVFPGA_OPENCL_CACHE"), *tuning = saved_env("KVFPGA_OPENCL_TUNING");
+	     *cache = saved_env("KVFPGA_OPENCL_CACHE"), *tuning = saved_env("KVFPGA_OPENCL_TUNING"),
+	     *poison = saved_env("KVFPGA_OPENCL_POISON");
 	struct kvfpga_engine_opts o;
 	char long_name[300];
 
@@ -843,6 +844,15 @@ START_TEST(test_opts_env)
 	set_env("KVFPGA_OPENCL_TUNING", "gpu");
 	ck_assert_int_eq(kvfpga_engine_opts_init(&o), -EINVAL);
 	set_env("KVFPGA_OPENCL_TUNING", tuning);
+	set_env("KVFPGA_OPENCL_POISON", NULL);
+	ck_assert_int_eq(kvfpga_engine_opts_init(&o), 0);
+	ck_assert_int_eq(o.poison_outputs, 0);
+	set_env("KVFPGA_OPENCL_POISON", "1");
+	ck_assert_int_eq(kvfpga_engine_opts_init(&o), 0);
+	ck_assert_int_eq(o.poison_outputs, 1);
+	set_env("KVFPGA_OPENCL_POISON", "yes");
+	ck_assert_int_eq(kvfpga_engine_opts_init(&o), -EINVAL);
+	set_env("KVFPGA_OPENCL_POISON", poison);
 	set_env("KVFPGA_OPENCL_BINARY", "/x/y.xclbin");
 	ck_assert_int_eq(kvfpga_engine_opts_init(&o), 0);
 	ck_assert_str_eq(o.binary, "/x/y.xclbin");
@@ -855,6 +865,7 @@ START_TEST(test_opts_env)
 	free(bin);
 	free(cache);
 	free(tuning);
+	free(poison);
 }
 END_TEST
 
@@ -1593,6 +1604,7 @@ static struct kvfpga_engine *engine_with(void (*tweak)(struct kvfpga_engine_opts
 	o.device_index = (int)idx;
 	o.device_name[0] = '\0';
 	o.binary[0] = '\0';
+	o.poison_outputs = 1;
 	tweak(&o, arg);
 	*ret = kvfpga_engine_create(&o, &e, msg, len);
 	return e;

@@ -30,7 +30,8 @@ int test_run_nofork(Suite *s);
 
 /*
  * An attention engine with the default options and the environment's
- * (KVFPGA_OPENCL_*).  NULL when there is none; @msg then says why.
+ * (KVFPGA_OPENCL_*), outputs poisoned before every launch (poison_outputs).
+ * NULL when there is none; @msg then says why.
  */
 struct kvfpga_engine *test_engine_open(char *msg, size_t len);
 
