@@ -637,7 +637,6 @@ int main(void)
 	int failed;
 
 	g_seed = test_seed();
-	printf("test_half: seed %llu (KVFPGA_TEST_SEED replays it)\n", (unsigned long long)g_seed);
 	sr = srunner_create(half_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "test_seed.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -9,13 +11,20 @@ uint64_t test_seed(void)
 {
 	const char *env = getenv("KVFPGA_TEST_SEED");
 	struct timespec ts;
-	uint64_t mix;
+	uint64_t mix, seed;
 
-	if (env && *env)
-		return strtoull(env, NULL, 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	mix = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32;
-	return test_rand(&mix);
+	if (env && *env) {
+		seed = strtoull(env, NULL, 0);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		mix = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^
+		      (uint64_t)getpid() << 32;
+		seed = test_rand(&mix);
+	}
+	/* Said up front too: a crash (tests run unforked) never reaches a failure message. */
+	fprintf(stderr, "%s: seed %llu (KVFPGA_TEST_SEED=%llu repeats it)\n",
+	        program_invocation_short_name, (unsigned long long)seed, (unsigned long long)seed);
+	return seed;
 }
 
 uint64_t test_rand(uint64_t *state)

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Seeds for randomised unit tests.  KVFPGA_TEST_SEED=<n> replays a run;
- * otherwise each call picks a fresh seed.  Put the seed in every failure
- * message (e.g. ck_assert_msg(..., "seed %llu", seed)).
+ * otherwise each call picks a fresh seed, and prints it on stderr at once.
+ * Put the seed in every failure message too (e.g. ck_assert_msg(...,
+ * "seed %llu", seed)).
  */
 #ifndef KVFPGA_TEST_SEED_H
 #define KVFPGA_TEST_SEED_H
