@@ -90,6 +90,10 @@ static struct config configs[] = {
 	{ "h40-g2-f32-b16", { 2, 4, 2, 40, 16, F32 }, NULL, 1 }, /* VEC 8 */
 	/* Scores of a 64-slot tile in several register passes (CPU variant). */
 	{ "h64-g8-f32-b64", { 2, 16, 2, 64, 64, F32 }, NULL, 1 },
+	/* With the above, every head dim of 64-256 runs with both f32 and f16 K/V. */
+	{ "h64-g4-f16-b16", { 2, 8, 2, 64, 16, F16 }, NULL, 1 },
+	{ "h80-g1-f16-b16", { 2, 2, 2, 80, 16, F16 }, NULL, 1 },
+	{ "h96-g4-f32-b16", { 2, 8, 2, 96, 16, F32 }, NULL, 1 },
 };
 
 #define N_CONFIGS (sizeof(configs) / sizeof(configs[0]))
@@ -116,7 +120,8 @@ static struct config_loop prefill_long_loop = {
 	.names = { "h64-g1-f32-b16", "h128-g4-f16-b16" },
 };
 static struct config_loop decode_prefill_loop = {
-	.names = { "h128-g4-f32-b16", "h96-g8-f16-b8" },
+	.names = { "h128-g4-f32-b16", "h96-g8-f16-b8", "h64-g1-f32-b16", "h80-g1-f16-b16",
+	           "h256-g8-f32-b16", "h64-g8-f32-b64" },
 };
 static struct config_loop host_reference_loop = {
 	.names = { "h80-g4-f32-b32", "h96-g8-f16-b8" },
