@@ -183,7 +183,7 @@ static int run_case(struct kvfpga_engine *engine, const struct bench_case *bc, u
 	for (uint64_t s = 1; s < (uint64_t)n_blocks * shape.n_layers; s++)
 		memcpy(arena + s * slice_bytes, arena, (size_t)slice_bytes);
 	res->arena_bytes = arena_bytes;
-	res->arena_huge_bytes = huge_before < 0 ? -1 : bench_anon_huge_bytes() - huge_before;
+	res->arena_huge_bytes = bench_anon_huge_since(huge_before);
 	/*
 	 * A shuffled table, as blocks come from a free list after churn; or, with
 	 * --table address, the ascending one a fresh KV cache hands a single

@@ -211,6 +211,13 @@ long long bench_anon_huge_bytes(void)
 	return kib < 0 ? -1 : kib * 1024;
 }
 
+long long bench_anon_huge_since(long long before)
+{
+	long long now = before < 0 ? -1 : bench_anon_huge_bytes();
+
+	return now < 0 ? -1 : now - before;
+}
+
 int bench_membuf_create(size_t bytes, struct bench_membuf *out)
 {
 	long long huge_before;
@@ -223,7 +230,7 @@ int bench_membuf_create(size_t bytes, struct bench_membuf *out)
 		return -ENOMEM;
 	huge_before = bench_anon_huge_bytes();
 	memset(out->words, 1, bytes); /* backs every page; no zero byte for memchr */
-	out->huge_bytes = huge_before < 0 ? -1 : bench_anon_huge_bytes() - huge_before;
+	out->huge_bytes = bench_anon_huge_since(huge_before);
 	out->bytes = bytes;
 	out->sink = 0;
 	return 0;

@@ -80,11 +80,13 @@ int bench_want_huge_pages(void);
 
 /*
  * This process's anonymous memory in huge pages, in bytes
- * (/proc/self/smaps_rollup), or -1 when it cannot be read: the difference
- * across touching a buffer says how much of it the kernel backed with huge
- * pages (THP may be off, or memory too fragmented).
+ * (/proc/self/smaps_rollup), or -1 when it cannot be read.  Read it before
+ * touching a buffer, and bench_anon_huge_since(that) after: how much of the
+ * buffer the kernel backed with huge pages (THP may be off, or memory too
+ * fragmented); -1 when either read failed.
  */
 long long bench_anon_huge_bytes(void);
+long long bench_anon_huge_since(long long before);
 
 /*
  * Host memory read bandwidth: @threads threads (1..64) each sum their share
